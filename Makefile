@@ -1,0 +1,52 @@
+# orderfast — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/maturin:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 'maturin>=1.8,<2'
+
+build: $(BIN)/maturin ## build the Rust extension (release) into .venv with the dev tools
+	$(BIN)/maturin develop --release -q --extras dev
+
+run: build ## serve on 127.0.0.1:$(PORT) on the embedded SQLite store (no PostgreSQL or Redis)
+	$(BIN)/orderfast migrate --seed-demo
+	$(BIN)/orderfast serve --port $(PORT) --hint
+
+test: build ## build, then run every test suite (cargo and pytest)
+	cargo test --quiet
+	$(BIN)/pytest -q
+
+lint: build ## ruff, mypy --strict, stubtest of _core.pyi, rustfmt and clippy
+	$(BIN)/ruff check python tests bench
+	$(BIN)/ruff format --check python tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest orderfast._core
+	cargo fmt --check
+	cargo clippy --quiet --all-targets -- -D warnings
+	cargo clippy --quiet --features python -- -D warnings
+
+fmt: ## format Rust and Python
+	cargo fmt
+	$(BIN)/ruff format python tests bench
+	$(BIN)/ruff check --fix python tests bench
+
+bench: build ## core micro-benchmarks (pytest-benchmark), then the HTTP load measurement
+	$(BIN)/pytest bench -q --benchmark-enable --benchmark-columns=min,median,mean,ops,rounds
+	$(BIN)/python bench/load.py
+
+profile: build ## py-spy --native flame graph of a worker under load (bench/results/profile-quote.svg)
+	$(BIN)/python bench/profile.py
+
+clean: ## remove build outputs and local data
+	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so
+
+.PHONY: help build run test lint fmt bench profile clean
