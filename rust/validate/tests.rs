@@ -1,0 +1,190 @@
+use super::*;
+
+fn invalid(body: &str) -> Vec<FieldError> {
+    match parse_order(body.as_bytes()) {
+        Err(ParseError::Invalid(errors)) => errors,
+        other => panic!("expected field errors for {body}, got {other:?}"),
+    }
+}
+
+fn pointers(errors: &[FieldError]) -> Vec<(&str, &str)> {
+    errors.iter().map(|e| (e.pointer.as_str(), e.code)).collect()
+}
+
+#[test]
+fn accepts_a_valid_order() {
+    let draft = parse_order(
+        br#"{"currency":"USD","items":[{"sku":"SKU-1","quantity":2},{"quantity":1,"sku":"b.2"}],"expected_total":"199.5","coupon":"spring-10"}"#,
+    )
+    .unwrap();
+    assert_eq!(draft.currency, "USD");
+    assert_eq!(draft.exponent, 2);
+    assert_eq!(draft.items, vec![("SKU-1".into(), 2), ("b.2".into(), 1)]);
+    assert_eq!(draft.expected_total, Some(19950));
+    assert_eq!(draft.coupon.as_deref(), Some("SPRING-10"));
+}
+
+#[test]
+fn field_order_does_not_matter() {
+    let a = parse_order(br#"{"expected_total":"1.00","items":[{"sku":"A","quantity":1}],"currency":"USD"}"#);
+    let b = parse_order(br#"{"currency":"USD","items":[{"sku":"A","quantity":1}],"expected_total":"1.00"}"#);
+    assert_eq!(a, b);
+    assert_eq!(a.unwrap().expected_total, Some(100));
+}
+
+#[test]
+fn optional_fields_may_be_null_or_absent() {
+    let draft = parse_order(
+        br#"{"currency":"JPY","items":[{"sku":"A","quantity":1}],"expected_total":null,"coupon":null}"#,
+    )
+    .unwrap();
+    assert_eq!((draft.expected_total, draft.coupon, draft.exponent), (None, None, 0));
+}
+
+#[test]
+fn escaped_strings_are_decoded() {
+    let draft = parse_order(br#"{"currency":"\u0055SD","items":[{"sku":"A\u002d1","quantity":1}]}"#).unwrap();
+    assert_eq!((draft.currency.as_str(), draft.items[0].0.as_str()), ("USD", "A-1"));
+}
+
+#[test]
+fn reports_every_field_error_at_once() {
+    let errors = invalid(
+        r#"{"currency":"usd","items":[{"sku":"","quantity":0},{"quantity":"2"},{"sku":"A","quantity":1.5}],"status":"PAID"}"#,
+    );
+    assert_eq!(
+        pointers(&errors),
+        vec![
+            ("/currency", "invalid_currency"),
+            ("/items/0/sku", "invalid_sku"),
+            ("/items/0/quantity", "out_of_range"),
+            ("/items/1/quantity", "type"),
+            ("/items/1/sku", "required"),
+            ("/items/2/quantity", "type"),
+            ("/status", "unknown_field"),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_keys_are_field_errors() {
+    let errors =
+        invalid(r#"{"currency":"USD","currency":"EUR","items":[{"sku":"A","sku":"B","quantity":1}]}"#);
+    assert_eq!(pointers(&errors), vec![("/currency", "duplicate_key"), ("/items/0/sku", "duplicate_key")]);
+}
+
+#[test]
+fn rejects_duplicate_skus_and_bad_quantities() {
+    let errors = invalid(
+        r#"{"currency":"USD","items":[{"sku":"A","quantity":1},{"sku":"A","quantity":-3},{"sku":"B","quantity":10001},{"sku":"C","quantity":18446744073709551615}]}"#,
+    );
+    assert_eq!(
+        pointers(&errors),
+        vec![
+            ("/items/1/sku", "duplicate"),
+            ("/items/1/quantity", "out_of_range"),
+            ("/items/2/quantity", "out_of_range"),
+            ("/items/3/quantity", "out_of_range"),
+        ]
+    );
+}
+
+#[test]
+fn numbers_as_strings_and_strings_as_numbers_are_type_errors() {
+    let errors =
+        invalid(r#"{"currency":840,"items":[{"sku":7,"quantity":"1"}],"expected_total":1.5,"coupon":5}"#);
+    assert_eq!(
+        pointers(&errors),
+        vec![
+            ("/currency", "type"),
+            ("/items/0/sku", "type"),
+            ("/items/0/quantity", "type"),
+            ("/expected_total", "type"),
+            ("/coupon", "type"),
+        ]
+    );
+}
+
+#[test]
+fn checks_expected_total_against_the_currency() {
+    let errors = invalid(r#"{"currency":"JPY","items":[{"sku":"A","quantity":1}],"expected_total":"1.5"}"#);
+    assert_eq!(pointers(&errors), vec![("/expected_total", "invalid_amount")]);
+    let errors = invalid(r#"{"items":[{"sku":"A","quantity":1}],"expected_total":"1.5","currency":"KWD1"}"#);
+    assert_eq!(pointers(&errors), vec![("/currency", "invalid_currency")]);
+}
+
+#[test]
+fn requires_the_top_level_fields() {
+    assert_eq!(pointers(&invalid("{}")), vec![("/currency", "required"), ("/items", "required")]);
+    for body in ["[]", "1", "\"x\"", "null", "true", "[[1],{}]", "[1e309]"] {
+        assert_eq!(pointers(&invalid(body)), vec![("", "type")], "{body}");
+    }
+    assert_eq!(pointers(&invalid(r#"{"currency":"USD","items":[]}"#)), vec![("/items", "too_short")]);
+    assert_eq!(pointers(&invalid(r#"{"currency":"USD","items":{}}"#)), vec![("/items", "type")]);
+    assert_eq!(
+        pointers(&invalid(r#"{"currency":"USD","items":[1, []]}"#)),
+        vec![("/items/0", "type"), ("/items/1", "type")]
+    );
+}
+
+#[test]
+fn too_many_items_is_one_error() {
+    let items: Vec<String> = (0..=MAX_ITEMS).map(|i| format!(r#"{{"sku":"S{i}","quantity":1}}"#)).collect();
+    let body = format!(r#"{{"currency":"USD","items":[{}]}}"#, items.join(","));
+    assert_eq!(pointers(&invalid(&body)), vec![("/items", "too_long")]);
+    let items: Vec<String> = (0..MAX_ITEMS).map(|i| format!(r#"{{"sku":"S{i}","quantity":1}}"#)).collect();
+    let body = format!(r#"{{"currency":"USD","items":[{}]}}"#, items.join(","));
+    assert_eq!(parse_order(body.as_bytes()).unwrap().items.len(), MAX_ITEMS);
+}
+
+#[test]
+fn unknown_field_names_are_escaped_in_pointers() {
+    let errors =
+        invalid(r#"{"currency":"USD","items":[{"sku":"A","quantity":1,"x~y":0}],"a/b":{"deep":[1]}}"#);
+    assert_eq!(pointers(&errors), vec![("/items/0/x~0y", "unknown_field"), ("/a~1b", "unknown_field")]);
+}
+
+#[test]
+fn coupon_codes_are_checked() {
+    let errors = invalid(r#"{"currency":"USD","items":[{"sku":"A","quantity":1}],"coupon":"no spaces"}"#);
+    assert_eq!(pointers(&errors), vec![("/coupon", "invalid_coupon")]);
+}
+
+#[test]
+fn malformed_json_is_not_a_field_error() {
+    let cases: &[&[u8]] = &[
+        b"{",
+        b"",
+        b"\xff\xfe",
+        b"{\"currency\": NaN}",
+        b"{\"currency\": Infinity}",
+        b"{\"items\": [{\"quantity\": 1e400}]}",
+        b"{\"currency\": \"\xff\"}",
+        b"{} {}",
+        b"{\"a\":1,}",
+        b"{'a': 1}",
+    ];
+    for body in cases {
+        assert!(matches!(parse_order(body), Err(ParseError::Malformed(_))), "{body:?}");
+    }
+}
+
+#[test]
+fn deep_nesting_is_malformed_not_a_stack_overflow() {
+    for body in ["[".repeat(100_000), format!("{{\"x\":{}", "[".repeat(100_000)), "{\"a\":".repeat(50_000)] {
+        assert!(matches!(parse_order(body.as_bytes()), Err(ParseError::Malformed(_))));
+    }
+    let ok_depth = format!(
+        "{{\"currency\":\"USD\",\"items\":[{{\"sku\":\"A\",\"quantity\":1}}],\"x\":{}1{}}}",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    assert_eq!(pointers(&invalid(&ok_depth)), vec![("/x", "unknown_field")]);
+}
+
+#[test]
+fn error_count_is_bounded() {
+    let items: Vec<String> = (0..MAX_ITEMS).map(|_| r#"{"sku":"","quantity":0}"#.to_string()).collect();
+    let body = format!(r#"{{"currency":"USD","items":[{}]}}"#, items.join(","));
+    assert_eq!(invalid(&body).len(), MAX_ERRORS);
+}
