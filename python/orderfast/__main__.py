@@ -1,0 +1,3 @@
+from orderfast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,327 @@
+"""``orderfast serve | migrate | relay | outbox | sweep | reconcile | apikey | token``: thin entry points."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from orderfast.config import ConfigError, Settings
+from orderfast.http.auth import mint_token
+from orderfast.services.catalog import seed_demo
+from orderfast.store import make_store
+from orderfast.store.base import StoreError
+
+
+def _migrate(settings: Settings, *, seed: bool) -> None:
+    async def run() -> None:
+        store = make_store(settings)
+        await store.open(check_schema=False)
+        try:
+            applied = await store.migrate()
+            print(f"{store.kind}: " + (f"applied {', '.join(applied)}" if applied else "schema up to date"))
+            if seed:
+                seeded = await seed_demo(store)
+                if seeded:
+                    print(f"{store.kind}: seeded demo catalog ({', '.join(seeded)})")
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def _hint(settings: Settings, host: str, port: int) -> str:
+    base = f"http://{host}:{port}"
+    return f"""
+orderfast is starting on {base} ({settings.store_kind} store)
+
+  # a token for customer u-1 (add --role admin for catalog changes)
+  TOKEN=$(.venv/bin/orderfast token --sub u-1)
+
+  # create an order (run it twice: the second answer is the replay of the first)
+  curl -si {base}/v1/orders -H "Authorization: Bearer $TOKEN" \\
+       -H "Idempotency-Key: demo-1" -H "Content-Type: application/json" \\
+       -d '{{"currency": "USD", "items": [{{"sku": "SKU-1", "quantity": 2}}], "expected_total": "199.00"}}'
+
+  # your orders
+  curl -s {base}/v1/orders -H "Authorization: Bearer $TOKEN"
+"""
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.server import Server
+
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    workers = args.workers or settings.workers
+    # Workers build their app from the environment: hand them the flags through it.
+    os.environ["ORDERFAST_HOST"] = host
+    os.environ["ORDERFAST_PORT"] = str(port)
+    os.environ["ORDERFAST_WORKERS"] = str(workers)
+    # Resolve (and, in development, create) the JWT secret once, before workers race for it.
+    settings.resolve_jwt_secret()
+    if args.hint:
+        print(_hint(settings, host, port), flush=True)
+    if settings.store_kind == "sqlite" and workers > 1:
+        print(
+            f"orderfast: note: {workers} workers share one SQLite file and contend for its write lock; "
+            "one worker is faster and has a far better tail latency. Use PostgreSQL to scale out.",
+            file=sys.stderr,
+        )
+    Server(
+        "orderfast.app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        factory=True,
+        log_access=args.access_log,
+        backlog=args.backlog,
+        # Slow or oversized request heads are cut off by Granian itself: 10 s to send the headers
+        # (slowloris), and a bounded read buffer (headers larger than ~80 KiB are refused).
+        http1_settings=HTTP1Settings(header_read_timeout=10_000, max_buffer_size=80 * 1024),
+    ).serve()
+
+
+def _sweep(settings: Settings, args: argparse.Namespace) -> None:
+    from orderfast.services.lifecycle import LifecycleService
+
+    async def run() -> None:
+        store = make_store(settings)
+        await store.open()
+        try:
+            service = LifecycleService(store, payment_timeout=settings.payment_timeout)
+            while True:
+                print(f"expired {await service.sweep()} unpaid orders", flush=True)
+                if not args.forever:
+                    return
+                await asyncio.sleep(args.interval)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def _relay(settings: Settings, args: argparse.Namespace) -> None:
+    from orderfast.outbox.publisher import RedisStreamsPublisher
+    from orderfast.outbox.relay import Relay, RelaySettings
+
+    if settings.redis_url is None:
+        raise ConfigError("the relay publishes to Redis Streams: set ORDERFAST_REDIS_URL")
+    redis_url = settings.redis_url.reveal()
+
+    async def run() -> None:
+        store = make_store(settings)
+        await store.open()
+        publisher = RedisStreamsPublisher.from_url(
+            redis_url, maxlen=settings.stream_maxlen, prefix=settings.stream_prefix
+        )
+        relay = Relay(store, publisher, RelaySettings(batch=args.batch, lease_seconds=args.lease))
+        listener = await _listen(settings, relay.wake)
+        print(f"relay: publishing {store.kind} outbox to Redis Streams", flush=True)
+        try:
+            if args.once:
+                while await relay.run_once() == args.batch:
+                    pass
+            else:
+                await relay.run_forever()
+        finally:
+            if listener is not None:
+                await listener.close()
+            await publisher.close()
+            await store.close()
+
+    asyncio.run(run())
+
+
+async def _listen(settings: Settings, wake: asyncio.Event) -> Any:
+    """On PostgreSQL, LISTEN wakes the relay as soon as an outbox insert commits."""
+    if settings.database_url is None:
+        return None
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.database_url.reveal())
+    await conn.add_listener("orderfast_outbox", lambda *_: wake.set())
+    return conn
+
+
+def _outbox(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> int:
+        store = make_store(settings)
+        await store.open()
+        try:
+            if args.outbox_command == "dead":
+                dead = await store.dead_events(args.limit)
+                for d in dead:
+                    print(
+                        f"{d.event_id}  {d.event_type}  order={d.aggregate_id} seq={d.sequence} "
+                        f"attempts={d.attempts} dead_at={d.dead_at.isoformat()}  {d.last_error or ''}"
+                    )
+                print(f"{len(dead)} dead events")
+                return 0
+            if await store.replay_dead(args.event_id):
+                print(f"{args.event_id}: queued for publishing again")
+                return 0
+            print(f"{args.event_id}: no such dead event", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    code = asyncio.run(run())
+    if code:
+        raise SystemExit(code)
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> None:
+    from orderfast.outbox.publisher import RedisStreamsPublisher
+    from orderfast.services.reconcile import reconcile
+
+    async def run() -> int:
+        store = make_store(settings)
+        await store.open()
+        publisher = None
+        if settings.redis_url is not None:
+            publisher = RedisStreamsPublisher.from_url(
+                settings.redis_url.reveal(), maxlen=settings.stream_maxlen, prefix=settings.stream_prefix
+            )
+        try:
+            found = await reconcile(store, publisher, republish=args.republish)
+        finally:
+            if publisher is not None:
+                await publisher.close()
+            await store.close()
+        for d in found:
+            print(f"{d.kind}\t{d.subject}\t{d.detail}")
+        print(f"{len(found)} discrepancies" + (" (lost events queued again)" if args.republish else ""))
+        return 1 if found else 0
+
+    code = asyncio.run(run())
+    if code:
+        raise SystemExit(code)
+
+
+def _apikey(settings: Settings, args: argparse.Namespace) -> None:
+    from orderfast.services.api_keys import ApiKeyService, key_document
+
+    async def run() -> int:
+        store = make_store(settings)
+        await store.open()
+        try:
+            keys = ApiKeyService(store)
+            if args.apikey_command == "create":
+                key, record = await keys.create(args.name, args.role)
+                print(f"{key}\n(prefix {record.prefix}; shown once: store it now)")
+            elif args.apikey_command == "list":
+                for k in await keys.list():
+                    doc = key_document(k)
+                    state = "revoked" if doc["revoked"] else "active"
+                    print(f"{doc['prefix']}  {state:8s} {','.join(k.roles):14s} {doc['created_at']}  {k.name}")
+            elif not await keys.revoke(args.prefix):
+                print(f"{args.prefix}: no such active key", file=sys.stderr)
+                return 1
+            return 0
+        finally:
+            await store.close()
+
+    code = asyncio.run(run())
+    if code:
+        raise SystemExit(code)
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> None:
+    secret = settings.resolve_jwt_secret().reveal()
+    token = mint_token(
+        secret, args.sub, args.role or (), ttl=args.ttl, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+    )
+    print(token)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orderfast", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API with Granian")
+    serve.add_argument("--host", help="bind address (ORDERFAST_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (ORDERFAST_PORT, default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (ORDERFAST_WORKERS, default 1)")
+    serve.add_argument("--backlog", type=int, default=1024, help="listen backlog")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--hint", action="store_true", help="print how to make a first order")
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument("--seed-demo", action="store_true", help="seed the demo catalog if empty")
+
+    sweep = sub.add_parser("sweep", help="cancel unpaid orders older than ORDERFAST_PAYMENT_TIMEOUT")
+    sweep.add_argument("--forever", action="store_true", help="keep sweeping every --interval seconds")
+    sweep.add_argument("--interval", type=float, default=30.0)
+
+    relay = sub.add_parser("relay", help="publish the outbox to Redis Streams (ORDERFAST_REDIS_URL)")
+    relay.add_argument("--batch", type=int, default=100)
+    relay.add_argument("--once", action="store_true", help="publish what is due, then exit")
+    relay.add_argument(
+        "--lease", type=float, default=30.0, help="seconds a claimed batch stays reserved for this relay"
+    )
+
+    outbox = sub.add_parser("outbox", help="inspect and repair the outbox")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    dead = outbox_sub.add_parser("dead", help="list events that exhausted their publishing attempts")
+    dead.add_argument("--limit", type=int, default=100)
+    replay = outbox_sub.add_parser("replay", help="make a dead event publishable again")
+    replay.add_argument("event_id")
+
+    rec = sub.add_parser("reconcile", help="check orders, events, stock and the broker agree; exit 1 if not")
+    rec.add_argument("--republish", action="store_true", help="queue events the broker lost for publishing")
+
+    apikey = sub.add_parser("apikey", help="create, list and revoke API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = apikey_sub.add_parser("create", help="create a key (shown once)")
+    create.add_argument("--role", action="append", required=True, choices=["service", "admin"])
+    create.add_argument("--name", default="cli")
+    apikey_sub.add_parser("list", help="list keys by prefix")
+    revoke = apikey_sub.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+
+    token = sub.add_parser("token", help="mint a JWT for local use")
+    token.add_argument("--sub", required=True, help="the subject: the customer id")
+    token.add_argument("--role", action="append", help="a role (repeatable), e.g. admin")
+    token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            _serve(settings, args)
+        elif args.command == "migrate":
+            _migrate(settings, seed=args.seed_demo)
+        elif args.command == "relay":
+            _relay(settings, args)
+        elif args.command == "outbox":
+            _outbox(settings, args)
+        elif args.command == "apikey":
+            _apikey(settings, args)
+        elif args.command == "reconcile":
+            _reconcile(settings, args)
+        elif args.command == "sweep":
+            _sweep(settings, args)
+        elif args.command == "token":
+            _token(settings, args)
+    except ConfigError as e:
+        print(f"orderfast: configuration error: {e}", file=sys.stderr)
+        return 2
+    except StoreError as e:
+        print(f"orderfast: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The one table that maps exceptions to problem responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orderfast import _core
+from orderfast.domain.lifecycle import InvalidTransition
+from orderfast.http.problems import Problem
+from orderfast.services.errors import InvalidInputError, NotFoundError, OutOfStockError
+from orderfast.store.base import ConstraintViolation
+
+log = logging.getLogger("orderfast.http")
+
+Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+
+
+def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response(request.url.path)
+
+
+def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _core.ValidationError)
+    if exc.malformed:
+        problem = Problem(400, "malformed-json", "Malformed JSON", exc.errors[0][2])
+    else:
+        problem = Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors)
+    return problem.response(request.url.path)
+
+
+def _invalid_input(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidInputError)
+    return Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors).response(request.url.path)
+
+
+def _price_changed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _core.PriceChangedError)
+    fmt = _core.format_amount
+    return Problem(
+        409,
+        "price-changed",
+        "Price changed",
+        f"the order now costs {fmt(exc.actual, exc.currency)} {exc.currency}, not {fmt(exc.expected, exc.currency)}",
+        extra={
+            "expected_total": fmt(exc.expected, exc.currency),
+            "current_total": fmt(exc.actual, exc.currency),
+            "currency": exc.currency,
+        },
+    ).response(request.url.path)
+
+
+def _out_of_stock(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OutOfStockError)
+    return Problem(409, "out-of-stock", "Out of stock", str(exc), extra={"sku": exc.sku}).response(request.url.path)
+
+
+def _in_flight(request: Request, exc: Exception) -> Response:
+    return Problem(
+        409,
+        "idempotency-key-in-use",
+        "Request in progress",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        headers={"retry-after": "1"},
+    ).response(request.url.path)
+
+
+def _mismatch(request: Request, exc: Exception) -> Response:
+    return Problem(
+        422,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+        "this Idempotency-Key was already used with a different request body",
+    ).response(request.url.path)
+
+
+def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return Problem(exc.status_code, slug, exc.detail, headers=exc.headers).response(request.url.path)
+
+
+def _constraint(request: Request, exc: Exception) -> Response:
+    return Problem(409, "conflict", "Conflict", "the change conflicts with the current state of the resource").response(
+        request.url.path
+    )
+
+
+def _not_found(request: Request, exc: Exception) -> Response:
+    return Problem(404, "not-found", "Not found", f"no such {exc}").response(request.url.path)
+
+
+def _invalid_transition(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidTransition)
+    return Problem(
+        409,
+        "invalid-state",
+        "Invalid state",
+        str(exc),
+        extra={"order_status": exc.status.value},
+    ).response(request.url.path)
+
+
+def _internal(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Problem(500, "internal", "Internal server error").response()
+
+
+EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
+    Problem: _problem,
+    _core.ValidationError: _validation,
+    InvalidInputError: _invalid_input,
+    _core.PriceChangedError: _price_changed,
+    OutOfStockError: _out_of_stock,
+    _core.KeyInFlightError: _in_flight,
+    _core.KeyMismatchError: _mismatch,
+    HTTPException: _http,
+    ConstraintViolation: _constraint,
+    NotFoundError: _not_found,
+    InvalidTransition: _invalid_transition,
+    Exception: _internal,
+}

@@ -1,0 +1,459 @@
+"""The published contract: OpenAPI 3.1 at /openapi.json and a self-contained docs page at /docs.
+
+The spec is written here, by hand, next to the routes; a test compares the two so neither can
+drift. The docs page is rendered on the server from the spec: no script, no CDN, no external URL.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from orderfast import __version__
+
+MONEY = {"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["199.00"]}
+CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}
+ID = {"type": "string", "format": "uuid"}
+SKU = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
+TIME = {"type": "string", "format": "date-time"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["pointer", "code", "detail"],
+                    "properties": {
+                        "pointer": {"type": "string"},
+                        "code": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "OrderRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["currency", "items"],
+        "properties": {
+            "currency": CURRENCY,
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["sku", "quantity"],
+                    "properties": {"sku": SKU, "quantity": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                },
+            },
+            "expected_total": {**MONEY, "type": ["string", "null"]},
+            "coupon": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+        },
+    },
+    "PriceLine": {
+        "type": "object",
+        "required": ["sku", "name", "quantity", "unit_price", "discount", "tax", "tax_rate", "total"],
+        "properties": {
+            "sku": SKU,
+            "name": {"type": "string"},
+            "quantity": {"type": "integer"},
+            "unit_price": MONEY,
+            "discount": MONEY,
+            "tax": MONEY,
+            "tax_rate": {"type": "string"},
+            "total": MONEY,
+        },
+    },
+    "Quote": {
+        "type": "object",
+        "required": ["currency", "lines", "subtotal", "discount", "tax", "total", "coupon", "prices_include_tax"],
+        "properties": {
+            "currency": CURRENCY,
+            "lines": {"type": "array", "items": _ref("PriceLine")},
+            "subtotal": MONEY,
+            "discount": MONEY,
+            "tax": MONEY,
+            "total": MONEY,
+            "coupon": {"type": ["string", "null"]},
+            "prices_include_tax": {"type": "boolean"},
+        },
+    },
+    "Order": {
+        "allOf": [
+            _ref("Quote"),
+            {
+                "type": "object",
+                "required": ["id", "status", "customer_id", "cancel_reason", "refunded", "created_at"],
+                "properties": {
+                    "id": ID,
+                    "status": {"enum": ["PENDING_PAYMENT", "PAID", "PARTIALLY_REFUNDED", "REFUNDED", "CANCELED"]},
+                    "customer_id": {"type": "string"},
+                    "cancel_reason": {"enum": ["customer", "admin", "expired", "payment_failed", None]},
+                    "refunded": MONEY,
+                    "created_at": TIME,
+                },
+            },
+        ]
+    },
+    "OrderPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {"items": {"type": "array", "items": _ref("Order")}, "next_cursor": {"type": ["string", "null"]}},
+    },
+    "ProductRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "price", "currency", "stock"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "price": MONEY,
+            "currency": CURRENCY,
+            "stock": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
+            "tax_class": {"type": ["string", "null"]},
+        },
+    },
+    "Product": {
+        "type": "object",
+        "required": ["sku", "name", "price", "currency", "stock", "tax_class", "updated_at"],
+        "properties": {
+            "sku": SKU,
+            "name": {"type": "string"},
+            "price": MONEY,
+            "currency": CURRENCY,
+            "stock": {"type": "integer"},
+            "tax_class": {"type": ["string", "null"]},
+            "updated_at": TIME,
+        },
+    },
+    "CouponRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["currency"],
+        "properties": {
+            "currency": CURRENCY,
+            "percent_off": {"type": "string"},
+            "amount_off": MONEY,
+            "min_subtotal": MONEY,
+            "skus": {"type": "array", "items": SKU},
+            "expires_at": TIME,
+            "max_redemptions": {"type": "integer", "minimum": 1},
+        },
+    },
+    "Coupon": {"type": "object", "properties": {"code": {"type": "string"}, "redemptions": {"type": "integer"}}},
+    "PromotionRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["skus", "percent_off"],
+        "properties": {
+            "skus": {"type": "array", "items": SKU, "minItems": 1},
+            "percent_off": {"type": "string"},
+            "min_quantity": {"type": "integer", "minimum": 1},
+            "starts_at": TIME,
+            "ends_at": TIME,
+        },
+    },
+    "Promotion": {"type": "object", "properties": {"id": {"type": "string"}}},
+    "RefundRequest": {"type": "object", "additionalProperties": False, "properties": {"amount": MONEY}},
+    "PaymentEvent": {
+        "type": "object",
+        "required": ["event_id", "order_id", "status", "amount", "currency"],
+        "properties": {
+            "event_id": {"type": "string"},
+            "order_id": ID,
+            "status": {"enum": ["succeeded", "failed"]},
+            "amount": MONEY,
+            "currency": CURRENCY,
+        },
+    },
+    "EventPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "type", "aggregate_id", "sequence", "occurred_at", "version", "data"],
+                },
+            },
+            "next_cursor": {"type": "string"},
+        },
+    },
+    "ApiKeyRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "roles"],
+        "properties": {"name": {"type": "string"}, "roles": {"type": "array", "items": {"enum": ["service", "admin"]}}},
+    },
+    "ApiKey": {"type": "object", "properties": {"prefix": {"type": "string"}, "key": {"type": "string"}}},
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+}
+
+RATE_HEADERS = {
+    "RateLimit-Policy": {"schema": {"type": "string"}, "description": 'e.g. "user";q=100;w=1'},
+    "RateLimit": {"schema": {"type": "string"}, "description": 'e.g. "user";r=42;t=1'},
+}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {
+        str(c): {"description": "problem", "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+        for c in codes
+    }
+
+
+def _op(
+    summary: str,
+    roles: list[str],
+    ok: tuple[int, str | None],
+    errors: tuple[int, ...],
+    *,
+    body: str | None = None,
+    params: list[dict[str, Any]] | None = None,
+    headers: list[dict[str, Any]] | None = None,
+    public: bool = False,
+    signed: bool = False,
+    created: bool = False,
+) -> dict[str, Any]:
+    status, schema = ok
+    success: dict[str, Any] = {"description": summary}
+    if schema:
+        success["content"] = {"application/json": {"schema": _ref(schema)}}
+    if not public and not signed:
+        success["headers"] = RATE_HEADERS
+    op: dict[str, Any] = {
+        "summary": summary,
+        "x-required-roles": roles,
+        "responses": {str(status): success, **_problems(*errors)},
+        "parameters": (params or []) + (headers or []),
+    }
+    if not public and not signed:
+        op["security"] = [{"bearer": []}, {"apiKey": []}]
+        op["responses"].update(_problems(401, 429))
+    elif public or signed:
+        op["security"] = []
+    if created:  # PUT answers 201 when it created the resource, 200 when it replaced it
+        op["responses"]["201"] = {**success, "description": "created"}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    return op
+
+
+def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 257},
+}
+SIGNATURE = {"name": "Orderfast-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
+ANYONE = ["customer", "service", "admin"]
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/v1/orders": {
+        "post": _op(
+            "Create an order",
+            ANYONE,
+            (201, "Order"),
+            (400, 409, 413, 415, 422),
+            body="OrderRequest",
+            headers=[IDEMPOTENCY],
+        ),
+        "get": _op(
+            "List the caller's orders, newest first",
+            ANYONE,
+            (200, "OrderPage"),
+            (400,),
+            params=[
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                _query("cursor", {"type": "string"}),
+            ],
+        ),
+    },
+    "/v1/orders/{order_id}": {
+        "get": _op("An order (owner or admin)", ANYONE, (200, "Order"), (404,), params=[_path("order_id")])
+    },
+    "/v1/orders/{order_id}/cancel": {
+        "post": _op(
+            "Cancel an unpaid order (owner or admin)", ANYONE, (200, "Order"), (404, 409), params=[_path("order_id")]
+        )
+    },
+    "/v1/orders/{order_id}/refunds": {
+        "post": _op(
+            "Refund a paid order",
+            ["admin"],
+            (200, "Order"),
+            (400, 403, 404, 409, 422),
+            body="RefundRequest",
+            params=[_path("order_id")],
+        )
+    },
+    "/v1/quotes": {
+        "post": _op(
+            "Price an order without creating it", ANYONE, (200, "Quote"), (400, 409, 413, 415, 422), body="OrderRequest"
+        )
+    },
+    "/v1/products/{sku}": {
+        "put": _op(
+            "Create (201) or replace (200) a product",
+            ["admin"],
+            (200, "Product"),
+            (400, 403, 404, 415, 422),
+            body="ProductRequest",
+            params=[_path("sku", SKU)],
+            created=True,
+        ),
+        "get": _op("A product", ANYONE, (200, "Product"), (404,), params=[_path("sku", SKU)]),
+    },
+    "/v1/coupons/{code}": {
+        "put": _op(
+            "Create or replace a coupon",
+            ["admin"],
+            (200, "Coupon"),
+            (400, 403, 404, 409, 415, 422),
+            body="CouponRequest",
+            params=[_path("code")],
+            created=True,
+        ),
+        "get": _op("A coupon", ["admin"], (200, "Coupon"), (403, 404), params=[_path("code")]),
+    },
+    "/v1/promotions/{promotion_id}": {
+        "put": _op(
+            "Create or replace an automatic promotion",
+            ["admin"],
+            (200, "Promotion"),
+            (400, 403, 404, 415, 422),
+            body="PromotionRequest",
+            params=[_path("promotion_id")],
+            created=True,
+        ),
+        "get": _op("A promotion", ["admin"], (200, "Promotion"), (403, 404), params=[_path("promotion_id")]),
+    },
+    "/v1/payments/webhook": {
+        "post": _op(
+            "The payment provider's callback (signed)",
+            [],
+            (200, "Order"),
+            (400, 401, 404, 409, 413, 415, 422, 503),
+            body="PaymentEvent",
+            headers=[SIGNATURE],
+            signed=True,
+        )
+    },
+    "/v1/events": {
+        "get": _op(
+            "The ordered event feed",
+            ["service", "admin"],
+            (200, "EventPage"),
+            (400, 403),
+            params=[
+                _query("after", {"type": "string", "pattern": r"^\d{1,18}$"}),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+        )
+    },
+    "/v1/api-keys": {
+        "post": _op(
+            "Create an API key (shown once)", ["admin"], (201, "ApiKey"), (400, 403, 415, 422), body="ApiKeyRequest"
+        ),
+        "get": _op("List API keys", ["admin"], (200, None), (403,)),
+    },
+    "/v1/api-keys/{prefix}": {
+        "delete": _op("Revoke an API key", ["admin"], (204, None), (403, 404), params=[_path("prefix")])
+    },
+    "/livez": {"get": _op("Liveness", [], (200, "Health"), (), public=True)},
+    "/readyz": {
+        "get": _op("Readiness: 503 while the database does not answer", [], (200, "Health"), (503,), public=True)
+    },
+    "/startupz": {"get": _op("Start-up finished", [], (200, "Health"), (503,), public=True)},
+    "/openapi.json": {"get": _op("This document", [], (200, None), (), public=True)},
+    "/docs": {"get": _op("Human-readable documentation", [], (200, None), (), public=True)},
+}
+
+
+def spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "orderfast", "version": __version__, "description": "Idempotent orders, exact money."},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }
+
+
+def _docs_html(doc: dict[str, Any]) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8><title>orderfast API</title>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+        "code,pre{background:#f4f4f4}h3{margin-bottom:.2rem}.m{font-weight:bold;text-transform:uppercase}</style>",
+        f"<h1>orderfast {e(doc['info']['version'])}</h1><p>{e(doc['info']['description'])} "
+        "The machine-readable contract is <a href=/openapi.json>/openapi.json</a> (OpenAPI 3.1).</p>",
+    ]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            roles = ", ".join(op["x-required-roles"]) or "no token"
+            codes = ", ".join(op["responses"])
+            parts.append(
+                f"<h3><span class=m>{e(method)}</span> <code>{e(path)}</code></h3><p>{e(op['summary'])}. "
+                f"Roles: {e(roles)}. Responses: {e(codes)}.</p>"
+            )
+            if "requestBody" in op:
+                ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                schema = orjson.dumps(doc["components"]["schemas"][ref], option=orjson.OPT_INDENT_2).decode()
+                parts.append(f"<details><summary>Body: {e(ref)}</summary><pre>{e(schema)}</pre></details>")
+    return "".join(parts)
+
+
+class OpenApiEndpoints:
+    def __init__(self) -> None:
+        self._doc = spec()
+        self._json = orjson.dumps(self._doc)
+        self._html = _docs_html(self._doc)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/docs", self.docs, methods=["GET"]),
+        ]
+
+    async def openapi(self, request: Request) -> Response:
+        return Response(self._json, media_type="application/json")
+
+    async def docs(self, request: Request) -> Response:
+        return HTMLResponse(self._html)

@@ -1,0 +1,96 @@
+"""Reading requests safely: capped bodies, content types, idempotency keys, the principal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from orderfast.http.auth import Principal
+from orderfast.http.guard import PRINCIPAL
+from orderfast.http.problems import Problem
+
+MAX_IDEMPOTENCY_KEY_LEN = 255
+
+
+def principal(request: Request) -> Principal:
+    p: Principal = request.scope[PRINCIPAL]
+    return p
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """How much body a request may send, and how long it may take (ORDERFAST_MAX_BODY_BYTES,
+    ORDERFAST_BODY_TIMEOUT)."""
+
+    max_bytes: int = 64 * 1024
+    timeout: float = 10.0
+
+
+async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
+    """The raw body, refused with 413 past the size limit, 408 past the time limit and 415 unless
+    it is JSON."""
+    limit, body_timeout = limits.max_bytes, limits.timeout
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        media = content_type.partition(";")[0].strip().lower()
+        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise Problem(415, "unsupported-media-type", "Unsupported media type", "send application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks = []
+    size = 0
+    try:
+        # A body trickling in (slowloris on the body) is cut off: the whole body within the timeout.
+        async with asyncio.timeout(body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Problem(408, "request-timeout", "Request timeout", f"send the body within {body_timeout:g} s") from None
+    return b"".join(chunks)
+
+
+async def read_json_document(request: Request, limits: BodyLimits, *, empty: Any = None) -> Any:
+    """The body parsed as JSON (400 when it is not); an empty body is ``empty`` when given."""
+    raw = await read_json_body(request, limits)
+    if not raw and empty is not None:
+        return empty
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {e}") from None
+
+
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "payload-too-large", "Payload too large", f"the body limit is {limit} bytes")
+
+
+def idempotency_key(request: Request) -> str:
+    """The ``Idempotency-Key`` header: a structured-field string (quoted) or a bare token."""
+    raw = request.headers.get("idempotency-key")
+    if raw is None:
+        raise Problem(
+            400,
+            "idempotency-key-missing",
+            "Idempotency-Key required",
+            "send an Idempotency-Key header (a unique value per order, e.g. a UUID)",
+        )
+    key = raw.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    visible = key.isascii() and key.isprintable() and " " not in key
+    if not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LEN and visible) or '"' in key or "\\" in key:
+        raise Problem(
+            400,
+            "idempotency-key-invalid",
+            "Invalid Idempotency-Key",
+            f"1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters, optionally in double quotes",
+        )
+    return key

@@ -1,0 +1,103 @@
+"""The outbox relay: claim a batch, publish it, mark it — at least once, in order per order.
+
+Several relays may run at once: claims use ``FOR UPDATE SKIP LOCKED`` and a lease, and only the
+earliest unpublished event of each order is ever claimable, so one order's events are never
+reordered (a dead event holds its order's later events back until an operator replays it).
+Failures are retried with exponential backoff and full jitter; after ``max_attempts`` an event
+is dead (``orderfast outbox dead`` / ``orderfast outbox replay ID``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from orderfast.outbox.publisher import Publisher
+from orderfast.store.base import OutboxStore
+
+log = logging.getLogger("orderfast.relay")
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    batch: int = 100
+    lease_seconds: float = 30.0
+    max_attempts: int = 10
+    base_delay: float = 0.5
+    max_delay: float = 300.0
+    poll_interval: float = 1.0
+
+
+def backoff(attempts: int, s: RelaySettings, rng: Callable[[], float] = random.random) -> float:
+    """Full jitter: uniform in [0, min(max_delay, base_delay · 2^attempts)]."""
+    return rng() * min(s.max_delay, s.base_delay * 2.0 ** min(attempts, 30))
+
+
+class Relay:
+    def __init__(
+        self,
+        store: OutboxStore,
+        publisher: Publisher,
+        settings: RelaySettings | None = None,
+        *,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._s = settings or RelaySettings()
+        self._rng = rng
+        self.wake = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """One batch; returns how many events were claimed."""
+        messages = await self._store.claim_outbox(self._s.batch, self._s.lease_seconds)
+        if not messages:
+            return 0
+        try:
+            results: list[str | Exception] = await self._publisher.publish(messages)
+        except Exception as e:  # the whole batch failed (broker unreachable)
+            results = [e] * len(messages)
+        published = [(m.position, r) for m, r in zip(messages, results, strict=True) if isinstance(r, str)]
+        failed = [(m, r) for m, r in zip(messages, results, strict=True) if isinstance(r, Exception)]
+        # Marked only after the broker acknowledged: a crash before this line republishes them.
+        if published:
+            await self._store.mark_published(published)
+        if failed:
+            log.warning("publishing %d events failed: %s", len(failed), failed[0][1])
+            await self._store.mark_failed(
+                [(m.position, f"{type(e).__name__}: {e}") for m, e in failed],
+                self._s.max_attempts,
+                [backoff(m.attempts, self._s, self._rng) for m, _ in failed],
+            )
+        return len(messages)
+
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("relay batch failed; retrying")
+                claimed = 0
+            if claimed == self._s.batch:
+                continue  # more is waiting: no pause
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self._s.poll_interval)
+
+
+async def lag_seconds(store: OutboxStore, now: datetime | None = None) -> float:
+    """Relay lag: the age of the oldest event not yet published (0 when none waits)."""
+    stats = await store.outbox_stats()
+    if stats.oldest_pending_at is None:
+        return 0.0
+    return max(0.0, ((now or datetime.now(UTC)) - stats.oldest_pending_at).total_seconds())
+
+
+async def dead_count(store: OutboxStore) -> int:
+    return (await store.outbox_stats()).dead

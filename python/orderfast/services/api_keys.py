@@ -1,0 +1,84 @@
+"""API keys for service integrations: ``X-API-Key: of_<prefix>_<secret>``.
+
+A key is shown once, when created; the database keeps its SHA-256 and its prefix, which
+identifies it in lists, logs and revocation. Verification compares hashes in constant time. Each
+worker remembers a looked-up key for ``cache_ttl`` seconds, so a revocation takes effect everywhere
+within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from orderfast.services.errors import InvalidCredentials, InvalidInputError
+from orderfast.store.base import ApiKeyRecord, Store
+
+ROLES = ("service", "admin")
+
+
+def _hash(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class ApiKeyService:
+    def __init__(self, store: Store, *, cache_ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._ttl = cache_ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[ApiKeyRecord | None, float]] = {}
+
+    async def create(self, name: str, roles: Sequence[str]) -> tuple[str, ApiKeyRecord]:
+        if not name.strip() or len(name) > 100:
+            raise InvalidInputError([("/name", "invalid", "a name of 1 to 100 characters")])
+        if not roles or any(r not in ROLES for r in roles):
+            raise InvalidInputError([("/roles", "invalid", f"one or more of {', '.join(ROLES)}")])
+        prefix = secrets.token_hex(4)
+        key = f"of_{prefix}_{secrets.token_urlsafe(32)}"
+        record = ApiKeyRecord(prefix, _hash(key), name.strip(), tuple(sorted(set(roles))), datetime.now(UTC), None)
+        await self._store.put_api_key(record)
+        return key, record
+
+    async def authenticate(self, presented: str) -> tuple[str, frozenset[str]]:
+        """(subject, roles) of a valid key; InvalidCredentials otherwise."""
+        parts = presented.strip().split("_", 2)  # the secret part may itself contain "_"
+        if len(parts) != 3 or parts[0] != "of" or len(parts[1]) != 8:
+            raise InvalidCredentials("the API key is not valid")
+        prefix = parts[1]
+        now = self._clock()
+        cached = self._cache.get(prefix)
+        if cached is not None and now < cached[1]:
+            record = cached[0]
+        else:
+            record = await self._store.get_api_key(prefix)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[prefix] = (record, now + self._ttl)
+        if (
+            record is None
+            or record.revoked_at is not None
+            or not hmac.compare_digest(record.key_hash, _hash(presented.strip()))
+        ):
+            raise InvalidCredentials("the API key is not valid")
+        return f"key:{prefix}", frozenset(record.roles)
+
+    async def list(self) -> list[ApiKeyRecord]:
+        return await self._store.list_api_keys()
+
+    async def revoke(self, prefix: str) -> bool:
+        self._cache.pop(prefix, None)
+        return await self._store.revoke_api_key(prefix)
+
+
+def key_document(record: ApiKeyRecord) -> dict[str, object]:
+    return {
+        "prefix": record.prefix,
+        "name": record.name,
+        "roles": list(record.roles),
+        "created_at": record.created_at.isoformat().replace("+00:00", "Z"),
+        "revoked": record.revoked_at is not None,
+    }

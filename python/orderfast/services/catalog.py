@@ -1,0 +1,134 @@
+"""The catalog service: catalog writes and reads, and keeping this process's price snapshot fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from orderfast import _core
+from orderfast.domain.catalog import (
+    DEMO_CATALOG,
+    CatalogChanges,
+    Coupon,
+    CouponSpec,
+    Product,
+    ProductSpec,
+    Promotion,
+    PromotionSpec,
+)
+from orderfast.store.base import Store
+
+log = logging.getLogger("orderfast.catalog")
+
+
+def _unix(ts: datetime | None) -> int | None:
+    return None if ts is None else int(ts.timestamp())
+
+
+def load_into(catalog: _core.Catalog, changes: CatalogChanges) -> None:
+    """Copies catalog rows into the Rust snapshot (all of one kind in one atomic step)."""
+    if changes.products:
+        catalog.upsert([(p.sku, p.name, p.currency, p.price, p.tax_class) for p in changes.products])
+    if changes.coupons:
+        catalog.upsert_coupons(
+            [
+                (
+                    s.code,
+                    s.currency,
+                    s.percent_off,
+                    s.amount_off,
+                    s.min_subtotal,
+                    None if s.skus is None else list(s.skus),
+                    _unix(s.expires_at),
+                    s.max_redemptions,
+                    c.redemptions,
+                )
+                for c in changes.coupons
+                for s in (c.spec,)
+            ]
+        )
+    if changes.promotions:
+        catalog.upsert_promotions(
+            [
+                (s.id, list(s.skus), s.percent_off, s.min_quantity, _unix(s.starts_at), _unix(s.ends_at))
+                for p in changes.promotions
+                for s in (p.spec,)
+            ]
+        )
+
+
+class CatalogService:
+    def __init__(self, store: Store, catalog: _core.Catalog, tax_rates: Mapping[str, str] | None = None) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._version = 0
+        self.tax_rates = dict(tax_rates or {})
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def is_tax_class(self, name: str) -> bool:
+        return name in self.tax_rates
+
+    # This process prices with its own writes at once, the others within one refresh interval.
+    # The version is not advanced by a write: an older change by another process may still be
+    # unread, and the next refresh must not skip it.
+
+    async def put(self, spec: ProductSpec) -> tuple[Product, bool]:
+        product, created = await self._store.put_product(spec)
+        load_into(self._catalog, CatalogChanges(products=[product]))
+        return product, created
+
+    async def get(self, sku: str) -> Product | None:
+        return await self._store.get_product(sku)
+
+    async def put_coupon(self, spec: CouponSpec) -> tuple[Coupon, bool]:
+        coupon, created = await self._store.put_coupon(spec)
+        load_into(self._catalog, CatalogChanges(coupons=[coupon]))
+        return coupon, created
+
+    async def get_coupon(self, code: str) -> Coupon | None:
+        return await self._store.get_coupon(code)
+
+    async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]:
+        promotion, created = await self._store.put_promotion(spec)
+        load_into(self._catalog, CatalogChanges(promotions=[promotion]))
+        return promotion, created
+
+    async def get_promotion(self, promotion_id: str) -> Promotion | None:
+        return await self._store.get_promotion(promotion_id)
+
+    async def refresh(self) -> int:
+        """Loads everything changed since the last refresh; returns how many rows."""
+        changes = await self._store.catalog_since(self._version)
+        if changes:
+            load_into(self._catalog, changes)
+            self._version = max(self._version, changes.latest_version)
+        return len(changes.products) + len(changes.coupons) + len(changes.promotions)
+
+    async def refresh_forever(self, interval: float) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:
+                if not failing:  # once per outage, not once per tick
+                    log.exception("catalog refresh failed; prices stay as last loaded")
+                failing = True
+            else:
+                if failing:
+                    log.info("catalog refresh recovered")
+                failing = False
+
+
+async def seed_demo(store: Store) -> list[str]:
+    """Puts the demo catalog in an empty store; a store with products is left alone."""
+    if (await store.catalog_since(0)).products:
+        return []
+    for spec in DEMO_CATALOG:
+        await store.put_product(spec)
+    return [spec.sku for spec in DEMO_CATALOG]

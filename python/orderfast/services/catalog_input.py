@@ -1,0 +1,176 @@
+"""Validation of catalog write bodies (products, coupons, promotions): every error at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from orderfast import _core
+from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec
+from orderfast.services.errors import InvalidInputError
+
+MAX_NAME_LEN = 200
+MAX_STOCK = 1_000_000_000
+MAX_SCOPE_SKUS = 1000
+MAX_REDEMPTIONS = 10**12
+HUNDRED_PERCENT = 100_000_000  # _core.parse_percent units: millionths of a percent
+
+Errors = list[tuple[str, str, str]]
+
+
+def _pointer(key: object) -> str:
+    return "/" + str(key).replace("~", "~0").replace("/", "~1")
+
+
+def _object(doc: Any, allowed: tuple[str, ...], what: str) -> tuple[dict[str, Any], Errors]:
+    if not isinstance(doc, dict):
+        raise InvalidInputError([("", "type", "the body must be a JSON object")])
+    errors = [(_pointer(k), "unknown_field", f"this field is not part of a {what}") for k in doc if k not in allowed]
+    return doc, errors
+
+
+def _currency(doc: Mapping[str, Any], errors: Errors) -> str | None:
+    currency = doc.get("currency")
+    if isinstance(currency, str) and _core.currency_exponent(currency) is not None:
+        return currency
+    errors.append(("/currency", "invalid_currency", "must be an active ISO 4217 code, e.g. USD"))
+    return None
+
+
+def _amount(doc: Mapping[str, Any], key: str, currency: str | None, errors: Errors, *, positive: bool) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append((f"/{key}", "type", 'must be a decimal string such as "19.99"'))
+        return None
+    if currency is None:
+        return None
+    try:
+        minor = _core.parse_amount(value, currency)
+    except ValueError as e:
+        errors.append((f"/{key}", "invalid_amount", str(e)))
+        return None
+    if positive and minor == 0:
+        errors.append((f"/{key}", "out_of_range", "must be more than zero"))
+    return minor
+
+
+def _percent(doc: Mapping[str, Any], key: str, errors: Errors) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            if 0 < _core.parse_percent(value) <= HUNDRED_PERCENT:
+                return value
+        except ValueError:
+            pass
+    errors.append((f"/{key}", "invalid_percent", 'a percentage string above 0 and at most 100, e.g. "15"'))
+    return None
+
+
+def _timestamp(doc: Mapping[str, Any], key: str, errors: Errors) -> datetime | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            ts = None
+        if ts is not None and ts.tzinfo is not None:
+            return ts
+    errors.append((f"/{key}", "invalid_timestamp", 'an RFC 3339 time with an offset, e.g. "2026-12-31T23:59:59Z"'))
+    return None
+
+
+def _int(doc: Mapping[str, Any], key: str, low: int, high: int, errors: Errors) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    errors.append((f"/{key}", "out_of_range", f"an integer from {low} to {high}"))
+    return None
+
+
+def _skus(doc: Mapping[str, Any], key: str, errors: Errors, *, required: bool) -> tuple[str, ...] | None:
+    value = doc.get(key)
+    if value is None and not required:
+        return None
+    if (
+        isinstance(value, list)
+        and 1 <= len(value) <= MAX_SCOPE_SKUS
+        and all(isinstance(s, str) and _core.is_sku(s) for s in value)
+    ):
+        return tuple(dict.fromkeys(value))
+    errors.append((f"/{key}", "invalid_skus", f"a list of 1 to {MAX_SCOPE_SKUS} valid SKUs"))
+    return None
+
+
+def _raise(errors: Errors) -> None:
+    if errors:
+        raise InvalidInputError(errors)
+
+
+def parse_product(sku: str, doc: Any, tax_classes: Callable[[str], bool]) -> ProductSpec:
+    doc, errors = _object(doc, ("name", "price", "currency", "stock", "tax_class"), "product")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LEN:
+        errors.append(("/name", "invalid", f"a non-empty string of at most {MAX_NAME_LEN} characters"))
+    currency = _currency(doc, errors)
+    if "price" not in doc:
+        errors.append(("/price", "required", "price is required"))
+    price = _amount(doc, "price", currency, errors, positive=False)
+    stock = doc.get("stock")
+    if not isinstance(stock, int) or isinstance(stock, bool) or not 0 <= stock <= MAX_STOCK:
+        errors.append(("/stock", "invalid", f"an integer between 0 and {MAX_STOCK}"))
+    tax_class = doc.get("tax_class")
+    if tax_class is not None and (not isinstance(tax_class, str) or not tax_classes(tax_class)):
+        errors.append(("/tax_class", "unknown_tax_class", "not a tax class of the configured tax table"))
+    _raise(errors)
+    assert isinstance(name, str) and currency is not None and price is not None and isinstance(stock, int)
+    return ProductSpec(sku, name.strip(), currency, price, stock, tax_class)
+
+
+def parse_coupon(code: str, doc: Any) -> CouponSpec:
+    doc, errors = _object(
+        doc,
+        ("currency", "percent_off", "amount_off", "min_subtotal", "skus", "expires_at", "max_redemptions"),
+        "coupon",
+    )
+    currency = _currency(doc, errors)
+    percent_off = _percent(doc, "percent_off", errors)
+    amount_off = _amount(doc, "amount_off", currency, errors, positive=True)
+    if (doc.get("percent_off") is None) == (doc.get("amount_off") is None):
+        errors.append(("", "one_of", "set exactly one of percent_off and amount_off"))
+    spec = CouponSpec(
+        code=code,
+        currency=currency or "",
+        percent_off=percent_off,
+        amount_off=amount_off,
+        min_subtotal=_amount(doc, "min_subtotal", currency, errors, positive=False),
+        skus=_skus(doc, "skus", errors, required=False),
+        expires_at=_timestamp(doc, "expires_at", errors),
+        max_redemptions=_int(doc, "max_redemptions", 1, MAX_REDEMPTIONS, errors),
+    )
+    _raise(errors)
+    return spec
+
+
+def parse_promotion(promotion_id: str, doc: Any) -> PromotionSpec:
+    doc, errors = _object(doc, ("skus", "percent_off", "min_quantity", "starts_at", "ends_at"), "promotion")
+    skus = _skus(doc, "skus", errors, required=True)
+    if doc.get("percent_off") is None:
+        errors.append(("/percent_off", "required", "percent_off is required"))
+    percent_off = _percent(doc, "percent_off", errors)
+    min_quantity = _int(doc, "min_quantity", 1, _core.MAX_QUANTITY, errors)
+    starts_at = _timestamp(doc, "starts_at", errors)
+    ends_at = _timestamp(doc, "ends_at", errors)
+    if starts_at and ends_at and ends_at <= starts_at:
+        errors.append(("/ends_at", "out_of_range", "must be after starts_at"))
+    _raise(errors)
+    assert skus is not None and percent_off is not None
+    return PromotionSpec(promotion_id, skus, percent_off, min_quantity or 1, starts_at, ends_at)

@@ -1,0 +1,125 @@
+"""Rate limits that hold across every worker process and instance: GCRA in one atomic Redis script.
+
+The in-process Rust limiter stays in front and turns away the obvious excess without a network
+round trip; what it lets through is decided by Redis, for all policies of the request at once
+(tokens are taken from every policy or from none). Redis time is used, so instances with skewed
+clocks agree. Keys of one request live in one Redis, so this needs a single Redis (or a cluster
+where a request's keys share a hash slot); it is not meant for Redis Cluster as is.
+
+When Redis cannot be reached the choice is ``ORDERFAST_RATELIMIT_ON_REDIS_FAILURE``: ``open``
+(default) lets requests through on the per-worker limits alone, ``closed`` refuses them with a
+503. Either way the outage is logged once when it starts and once when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as redis
+
+log = logging.getLogger("orderfast.ratelimit")
+
+# KEYS: one per policy. ARGV: cost, then (interval_ms, tolerance_ms) per policy.
+# Returns per policy: allowed (0/1), remaining, reset_ms, retry_ms.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cost = tonumber(ARGV[1])
+local out, tats, all = {}, {}, true
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local ahead = new_tat - now
+  if ahead > tolerance then
+    all = false
+    local backlog = tat - now
+    out[#out + 1] = 0
+    out[#out + 1] = math.floor(math.max(tolerance - backlog, 0) / interval)
+    out[#out + 1] = backlog
+    out[#out + 1] = ahead - tolerance
+  else
+    out[#out + 1] = 1
+    out[#out + 1] = math.floor((tolerance - ahead) / interval)
+    out[#out + 1] = ahead
+    out[#out + 1] = 0
+  end
+  tats[i] = new_tat
+end
+if all then
+  for i, key in ipairs(KEYS) do
+    redis.call('SET', key, tats[i], 'PX', math.max(tats[i] - now, 1))
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDecision:
+    """Shaped like ``_core.RateDecision``, so the guard treats both alike."""
+
+    policy: str
+    allowed: bool
+    remaining: int
+    reset: float
+    retry_after: float
+
+
+class RateLimiterUnavailable(Exception):
+    """Redis could not decide and the configured choice is to fail closed."""
+
+
+class SharedRateLimits:
+    def __init__(
+        self,
+        client: redis.Redis,
+        policies: Sequence[tuple[str, int, float, int]],
+        *,
+        fail_open: bool = True,
+        prefix: str = "orderfast:rl:",
+    ) -> None:
+        """``policies``: (name, quota, period_seconds, burst) each, as for RateLimitPolicies."""
+        self._redis = client
+        self._names = [p[0] for p in policies]
+        self._params: list[int] = []
+        for _, quota, period, burst in policies:
+            interval = max(1, round(period * 1000 / quota))
+            self._params += [interval, interval * burst]
+        self._script = client.register_script(_GCRA)
+        self._fail_open = fail_open
+        self._prefix = prefix
+        self._down = False
+
+    async def acquire(self, keys: Sequence[str | None], cost: int = 1) -> list[SharedDecision | None] | None:
+        """One decision per policy (None where the request has no key for it); None as a whole when
+        Redis is unreachable and the choice is to fail open."""
+        present = [(i, k) for i, k in enumerate(keys) if k is not None]
+        redis_keys = [f"{self._prefix}{self._names[i]}:{k}" for i, k in present]
+        argv = [cost] + [p for i, _ in present for p in self._params[2 * i : 2 * i + 2]]
+        try:
+            raw = await self._script(keys=redis_keys, args=argv)
+        except (redis.RedisError, OSError) as e:
+            if not self._down:
+                log.error(
+                    "rate limiter: Redis unreachable (%s); failing %s", e, "open" if self._fail_open else "closed"
+                )
+            self._down = True
+            if self._fail_open:
+                return None
+            raise RateLimiterUnavailable(str(e)) from None
+        if self._down:
+            log.info("rate limiter: Redis reachable again")
+            self._down = False
+        decisions: list[SharedDecision | None] = [None] * len(keys)
+        for n, (i, _) in enumerate(present):
+            allowed, remaining, reset_ms, retry_ms = (int(x) for x in raw[4 * n : 4 * n + 4])
+            decisions[i] = SharedDecision(self._names[i], bool(allowed), remaining, reset_ms / 1000, retry_ms / 1000)
+        return decisions
+
+    async def close(self) -> None:
+        await self._redis.aclose()

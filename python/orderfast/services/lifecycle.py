@@ -1,0 +1,151 @@
+"""What happens to an order after it is created: cancellation, payment, refunds, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from orderfast import _core
+from orderfast.domain import lifecycle
+from orderfast.domain.orders import CancelReason, Order, OrderStatus
+from orderfast.services.errors import InvalidInputError, NotFoundError
+from orderfast.services.payments import PaymentNotice
+from orderfast.store.base import Change, PaymentAlreadyRecorded, PaymentRecord, Store
+
+log = logging.getLogger("orderfast.lifecycle")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """The webhook's answer: its HTTP status, the order as it is now, and why when not 200."""
+
+    status: int
+    order: Order
+    outcome: str
+
+
+class LifecycleService:
+    def __init__(self, store: Store, *, payment_timeout: float = 900.0, clock: Clock = system_clock) -> None:
+        self._store = store
+        self._timeout = timedelta(seconds=payment_timeout)
+        self._clock = clock
+
+    async def _change(self, order_id: str, decide: Callable[[Order], Change]) -> Order:
+        result = await self._store.change_order(order_id, decide) if _core.is_order_id(order_id) else None
+        if result is None:
+            raise NotFoundError("order")
+        return result[0]
+
+    async def cancel(self, order_id: str, user_id: str, is_admin: bool) -> Order:
+        """The owner cancels as ``customer``, an admin as ``admin``; anyone else sees no order."""
+
+        def decide(order: Order) -> Change:
+            if order.customer_id != user_id and not is_admin:
+                raise NotFoundError("order")
+            reason = CancelReason.CUSTOMER if order.customer_id == user_id else CancelReason.ADMIN
+            return Change(transition=lifecycle.cancel(order, reason))
+
+        return await self._change(order_id, decide)
+
+    async def refund(self, order_id: str, amount_text: str | None) -> Order:
+        def decide(order: Order) -> Change:
+            amount = None
+            if amount_text is not None:
+                try:
+                    amount = _core.parse_amount(amount_text, order.currency)
+                except ValueError as e:
+                    raise InvalidInputError([("/amount", "invalid_amount", str(e))]) from None
+            try:
+                transition = lifecycle.refund(order, amount)
+            except lifecycle.RefundTooLarge as e:
+                most = _core.format_amount(e.refundable, order.currency)
+                raise InvalidInputError(
+                    [("/amount", "refund_too_large", f"at most {most} {order.currency} can be refunded")]
+                ) from None
+            refunded = transition.order.refunded - order.refunded
+            return Change(transition=transition, refund=refunded)
+
+        return await self._change(order_id, decide)
+
+    async def payment(self, notice: PaymentNotice) -> PaymentResult:
+        """Applies a provider event once: a redelivery gets the first answer and changes nothing."""
+        for _ in range(2):
+            seen = await self._store.find_payment(notice.event_id)
+            if seen is not None:
+                return await self._replayed(seen)
+            try:
+                return await self._apply_payment(notice)
+            except PaymentAlreadyRecorded:
+                continue  # a concurrent delivery won: answer as it did
+        raise RuntimeError("payment event neither recorded nor applicable")  # pragma: no cover
+
+    async def _replayed(self, seen: PaymentRecord) -> PaymentResult:
+        order = await self._store.get_order(seen.order_id)
+        if order is None:  # pragma: no cover - payment rows are only written with their order
+            raise NotFoundError("order")
+        return PaymentResult(seen.http_status, order, seen.outcome)
+
+    async def _apply_payment(self, n: PaymentNotice) -> PaymentResult:
+        decided: list[tuple[int, str]] = []
+
+        def decide(order: Order) -> Change:
+            status, outcome, change = _payment_change(order, n)
+            decided.append((status, outcome))
+            record = PaymentRecord(n.event_id, order.id, n.status, _amount(n, order), n.currency, outcome, status)
+            return Change(transition=change.transition, review=change.review, payment=record)
+
+        order = await self._change(n.order_id, decide)
+        status, outcome = decided[-1]
+        if status != 200:
+            log.warning("payment event %s for order %s: %s", n.event_id, n.order_id, outcome)
+        return PaymentResult(status, order, outcome)
+
+    async def sweep(self, batch: int = 100) -> int:
+        """Cancels every unpaid order older than the payment timeout; returns how many."""
+        cutoff = self._clock() - self._timeout
+        total = 0
+        while True:
+            expired = await self._store.expire_orders(cutoff, batch)
+            total += len(expired)
+            if len(expired) < batch:
+                return total
+
+    async def sweep_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if n := await self.sweep():
+                    log.info("expired %d unpaid orders", n)
+            except Exception:
+                log.exception("expiry sweep failed; retrying next interval")
+
+
+def _amount(n: PaymentNotice, order: Order) -> int:
+    """The notice's amount in minor units of its currency (-1 when it is not a valid amount)."""
+    try:
+        return _core.parse_amount(n.amount_text, n.currency)
+    except ValueError:
+        return -1
+
+
+def _payment_change(order: Order, n: PaymentNotice) -> tuple[int, str, Change]:
+    matches = n.currency == order.currency and _amount(n, order) == order.total
+    pending = order.status is OrderStatus.PENDING_PAYMENT
+    if n.status == "succeeded":
+        if pending and matches:
+            return 200, "paid", Change(transition=lifecycle.pay(order, order.total, order.currency))
+        if pending:
+            return 422, "amount_mismatch", Change(review="payment amount or currency mismatch")
+        return 409, f"paid_while_{order.status.value}", Change(review=f"payment succeeded while {order.status.value}")
+    if pending:
+        return 200, "failed", Change(transition=lifecycle.cancel(order, CancelReason.PAYMENT_FAILED))
+    return 409, f"failed_while_{order.status.value}", Change()

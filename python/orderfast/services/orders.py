@@ -1,0 +1,159 @@
+"""Create, read and list orders: the order service the HTTP layer calls.
+
+Create-order, in order: validate (Rust) → claim the idempotency key in this process (Rust map) →
+price from the snapshot (Rust) → one store transaction → remember the response. The map is only
+the fast path; the store's unique (principal, key) record is the guard that holds across
+processes, restarts and evictions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+
+from orderfast import _core
+from orderfast.domain.events import order_created
+from orderfast.domain.orders import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    format_timestamp,
+    order_location,
+    utc_now_ms,
+)
+from orderfast.services.errors import InvalidInputError, OutOfStockError
+from orderfast.store.base import CouponExhausted, Created, Duplicate, IdempotencyRecord, NewOrder, Store
+
+CREATED = 201
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    status: int
+    body: bytes  # the exact bytes to send, the same on every replay
+    location: str
+    replayed: bool
+
+
+class OrderService:
+    def __init__(
+        self,
+        store: Store,
+        catalog: _core.Catalog,
+        idempotency: _core.IdempotencyMap,
+        refresh_catalog: Callable[[], Awaitable[int]],
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._idempotency = idempotency
+        self._refresh_catalog = refresh_catalog
+
+    async def _price(self, draft: _core.OrderDraft) -> _core.PricedOrder:
+        try:
+            return self._catalog.price(draft)
+        except (_core.ValidationError, _core.PriceChangedError):
+            # The snapshot may trail a change made through another process by up to one refresh
+            # interval: catch up once before refusing. Only the error path pays for it.
+            if await self._refresh_catalog() == 0:
+                raise
+        return self._catalog.price(draft)
+
+    async def create(self, customer_id: str, key: str, body: bytes) -> CreateResult:
+        """Raises _core.ValidationError, _core.PriceChangedError, _core.KeyInFlightError,
+        _core.KeyMismatchError or OutOfStockError."""
+        draft = _core.parse_order(body)
+        fingerprint = _core.fingerprint(body)
+        map_key = f"{customer_id}\x00{key}"
+        replay = self._idempotency.begin(map_key, fingerprint)
+        if replay is not None:
+            return CreateResult(replay.status, replay.body, _location(replay.headers), True)
+        done = False
+        try:
+            try:
+                priced = await self._price(draft)
+            except (_core.ValidationError, _core.PriceChangedError):
+                # A retry of an order that succeeded before a price change (or a restart) must
+                # still replay; only the error path pays for this look-up.
+                record = await self._store.find_idempotency(customer_id, key)
+                if record is None:
+                    raise
+                result = self._from_record(record, fingerprint)
+                self._remember(map_key, fingerprint, result)
+                done = True
+                return result
+            order = Order(
+                id=_core.new_order_id(),
+                customer_id=customer_id,
+                status=OrderStatus.PENDING_PAYMENT,
+                currency=priced.currency,
+                lines=tuple(
+                    OrderLine(sku, name, qty, unit, discount, tax, total, rate)
+                    for sku, name, qty, unit, _subtotal, discount, tax, total, rate in priced.lines
+                ),
+                subtotal=priced.subtotal,
+                discount=priced.discount,
+                tax=priced.tax,
+                total=priced.total,
+                coupon=priced.coupon,
+                tax_inclusive=priced.tax_inclusive,
+                created_at=utc_now_ms(),
+            )
+            created_at = format_timestamp(order.created_at)
+            response = priced.order_json(order.id, order.status.value, customer_id, created_at)
+            new = NewOrder(
+                order=order,
+                # The response bytes are the event's data as they are: no second serialisation.
+                event=order_created(_core.new_order_id(), order, orjson.Fragment(response)),
+                idempotency=IdempotencyRecord(customer_id, key, fingerprint, CREATED, response, order.id),
+            )
+            (outcome,) = await self._store.create_orders([new])
+            if isinstance(outcome, Created):
+                result = CreateResult(CREATED, response, order_location(order.id), False)
+            elif isinstance(outcome, Duplicate):
+                result = self._from_record(outcome.existing, fingerprint)
+            elif isinstance(outcome, CouponExhausted):
+                raise InvalidInputError([("/coupon", "coupon_exhausted", "this coupon has been used up")])
+            else:
+                raise OutOfStockError(outcome.sku)
+            self._remember(map_key, fingerprint, result)
+            done = True
+            return result
+        finally:
+            if not done:
+                self._idempotency.abandon(map_key)
+
+    def _from_record(self, record: IdempotencyRecord, fingerprint: bytes) -> CreateResult:
+        if record.fingerprint != fingerprint:
+            raise _core.KeyMismatchError(record.key)
+        return CreateResult(record.status, record.body, order_location(record.order_id), True)
+
+    def _remember(self, map_key: str, fingerprint: bytes, result: CreateResult) -> None:
+        self._idempotency.complete(map_key, fingerprint, result.status, [("location", result.location)], result.body)
+
+    async def quote(self, body: bytes) -> bytes:
+        """Prices a create-order body from the in-memory snapshot: nothing persisted, and no
+        database round trip on the happy path — one call into the core, bytes in, bytes out. A
+        refusal first catches the snapshot up once, as for orders. Raises what pricing raises."""
+        try:
+            return self._catalog.quote(body)
+        except (_core.ValidationError, _core.PriceChangedError) as e:
+            if getattr(e, "malformed", False) or await self._refresh_catalog() == 0:
+                raise
+        return self._catalog.quote(body)
+
+    async def get(self, order_id: str) -> Order | None:
+        if not _core.is_order_id(order_id):
+            return None
+        return await self._store.get_order(order_id)
+
+    async def list(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
+        return await self._store.list_orders(customer_id, limit, before)
+
+
+def _location(headers: list[tuple[str, str]]) -> str:
+    for name, value in headers:
+        if name == "location":
+            return value
+    return ""

@@ -1,0 +1,162 @@
+"""Catalog SQL for PostgreSQL: products, coupons, promotions, and the shared catalog version.
+
+Every catalog write takes the next value of the ``catalog_version`` sequence under one
+transaction-level advisory lock, so versions become visible in the order they were taken and a
+reader that remembers the highest version it saw never skips a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from orderfast.domain.catalog import (
+    CatalogChanges,
+    Coupon,
+    CouponSpec,
+    Product,
+    ProductSpec,
+    Promotion,
+    PromotionSpec,
+)
+from orderfast.store.base import ConstraintViolation
+
+T = TypeVar("T")
+
+CATALOG_LOCK = 0x6F66_0002
+PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class"
+COUPON_COLUMNS = (
+    "code, currency, percent_off, amount_off_minor, min_subtotal_minor, skus, expires_at, "
+    "max_redemptions, redemptions, version, updated_at"
+)
+PROMOTION_COLUMNS = "id, skus, percent_off, min_quantity, starts_at, ends_at, version, updated_at"
+_NEXT = "nextval('catalog_version'), date_trunc('milliseconds', clock_timestamp())"
+
+
+async def _write(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", CATALOG_LOCK)
+            row = await conn.fetchrow(sql, *args)
+    except asyncpg.IntegrityConstraintViolationError as e:
+        raise ConstraintViolation(str(e)) from None
+    assert row is not None
+    return row
+
+
+async def put_product(conn: asyncpg.Connection, spec: ProductSpec) -> tuple[Product, bool]:
+    row = await _write(
+        conn,
+        f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, {_NEXT}, $6) "
+        "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, currency = excluded.currency, "
+        "price_minor = excluded.price_minor, stock = excluded.stock, version = excluded.version, "
+        "updated_at = excluded.updated_at, tax_class = excluded.tax_class "
+        f"RETURNING {PRODUCT_COLUMNS}, (xmax = 0) AS inserted",
+        spec.sku,
+        spec.name,
+        spec.currency,
+        spec.price,
+        spec.stock,
+        spec.tax_class,
+    )
+    return _product(row), bool(row["inserted"])
+
+
+async def get_product(conn: asyncpg.Connection, sku: str) -> Product | None:
+    row = await conn.fetchrow(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE sku = $1", sku)
+    return None if row is None else _product(row)
+
+
+async def put_coupon(conn: asyncpg.Connection, spec: CouponSpec) -> tuple[Coupon, bool]:
+    row = await _write(
+        conn,
+        f"INSERT INTO coupons ({COUPON_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, {_NEXT}) "
+        "ON CONFLICT (code) DO UPDATE SET currency = excluded.currency, percent_off = excluded.percent_off, "
+        "amount_off_minor = excluded.amount_off_minor, min_subtotal_minor = excluded.min_subtotal_minor, "
+        "skus = excluded.skus, expires_at = excluded.expires_at, max_redemptions = excluded.max_redemptions, "
+        "version = excluded.version, updated_at = excluded.updated_at "
+        f"RETURNING {COUPON_COLUMNS}, (xmax = 0) AS inserted",
+        spec.code,
+        spec.currency,
+        spec.percent_off,
+        spec.amount_off,
+        spec.min_subtotal,
+        None if spec.skus is None else list(spec.skus),
+        spec.expires_at,
+        spec.max_redemptions,
+    )
+    return _coupon(row), bool(row["inserted"])
+
+
+async def get_coupon(conn: asyncpg.Connection, code: str) -> Coupon | None:
+    row = await conn.fetchrow(f"SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1", code)
+    return None if row is None else _coupon(row)
+
+
+async def put_promotion(conn: asyncpg.Connection, spec: PromotionSpec) -> tuple[Promotion, bool]:
+    row = await _write(
+        conn,
+        f"INSERT INTO promotions ({PROMOTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, {_NEXT}) "
+        "ON CONFLICT (id) DO UPDATE SET skus = excluded.skus, percent_off = excluded.percent_off, "
+        "min_quantity = excluded.min_quantity, starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+        "version = excluded.version, updated_at = excluded.updated_at "
+        f"RETURNING {PROMOTION_COLUMNS}, (xmax = 0) AS inserted",
+        spec.id,
+        list(spec.skus),
+        spec.percent_off,
+        spec.min_quantity,
+        spec.starts_at,
+        spec.ends_at,
+    )
+    return _promotion(row), bool(row["inserted"])
+
+
+async def get_promotion(conn: asyncpg.Connection, promotion_id: str) -> Promotion | None:
+    row = await conn.fetchrow(f"SELECT {PROMOTION_COLUMNS} FROM promotions WHERE id = $1", promotion_id)
+    return None if row is None else _promotion(row)
+
+
+async def catalog_since(conn: asyncpg.Connection, version: int) -> CatalogChanges:
+    async def since(columns: str, table: str, make: Callable[[Any], T]) -> list[T]:
+        rows = await conn.fetch(f"SELECT {columns} FROM {table} WHERE version > $1 ORDER BY version", version)
+        return [make(r) for r in rows]
+
+    return CatalogChanges(
+        products=await since(PRODUCT_COLUMNS, "products", _product),
+        coupons=await since(COUPON_COLUMNS, "coupons", _coupon),
+        promotions=await since(PROMOTION_COLUMNS, "promotions", _promotion),
+    )
+
+
+def _product(r: Any) -> Product:
+    return Product(
+        r["sku"],
+        r["name"],
+        r["currency"],
+        r["price_minor"],
+        r["stock"],
+        r["version"],
+        r["updated_at"],
+        r["tax_class"],
+    )
+
+
+def _coupon(r: Any) -> Coupon:
+    spec = CouponSpec(
+        code=r["code"],
+        currency=r["currency"],
+        percent_off=r["percent_off"],
+        amount_off=r["amount_off_minor"],
+        min_subtotal=r["min_subtotal_minor"],
+        skus=None if r["skus"] is None else tuple(r["skus"]),
+        expires_at=r["expires_at"],
+        max_redemptions=r["max_redemptions"],
+    )
+    return Coupon(spec, r["redemptions"], r["version"], r["updated_at"])
+
+
+def _promotion(r: Any) -> Promotion:
+    spec = PromotionSpec(r["id"], tuple(r["skus"]), r["percent_off"], r["min_quantity"], r["starts_at"], r["ends_at"])
+    return Promotion(spec, r["version"], r["updated_at"])

@@ -1,0 +1,259 @@
+"""The PostgreSQL store: pooling, schema checks and migrations; SQL lives in orders.py and catalog.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from orderfast.domain.catalog import (
+    CatalogChanges,
+    Coupon,
+    CouponSpec,
+    Product,
+    ProductSpec,
+    Promotion,
+    PromotionSpec,
+)
+from orderfast.domain.orders import Order
+from orderfast.store import migrations, reconcile_sql
+from orderfast.store.base import (
+    ApiKeyRecord,
+    Change,
+    CreateOutcome,
+    DeadEvent,
+    Discrepancy,
+    FeedEvent,
+    IdempotencyRecord,
+    NewOrder,
+    OutboxMessage,
+    OutboxStats,
+    PaymentRecord,
+    SchemaOutOfDate,
+    StoreError,
+)
+from orderfast.store.postgres import catalog, lifecycle, orders, outbox
+
+_MIGRATE_LOCK = 0x6F66_0001
+
+
+class PostgresStore:
+    kind = "postgres"
+
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        return self._pool
+
+    async def open(self, *, check_schema: bool = True) -> None:
+        if self._pool is None:
+            try:
+                self._pool = await asyncpg.create_pool(self._dsn, min_size=self._min_size, max_size=self._max_size)
+            except (OSError, asyncpg.PostgresError) as e:
+                raise StoreError(f"cannot connect to PostgreSQL: {e}") from None
+        if check_schema:
+            async with self.pool.acquire() as conn:
+                version = await _schema_version(conn)
+            expected = migrations.latest("postgres")
+            if version != expected:
+                raise SchemaOutOfDate(
+                    f"PostgreSQL schema at version {version}, code expects {expected}: run `orderfast migrate`"
+                )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def migrate(self) -> list[str]:
+        applied = []
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
+                    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                for m in migrations.load("postgres"):
+                    async with conn.transaction():
+                        done = await conn.fetchval("SELECT 1 FROM schema_migrations WHERE version = $1", m.version)
+                        if done is None:
+                            await conn.execute(m.sql)
+                            await conn.execute(
+                                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                m.version,
+                                m.name,
+                            )
+                            applied.append(f"{m.version:04d}_{m.name}")
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
+        return applied
+
+    async def ping(self) -> bool:
+        try:
+            async with self.pool.acquire(timeout=1.0) as conn:
+                return bool(await conn.fetchval("SELECT 1", timeout=1.0) == 1)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, StoreError):
+            return False
+
+    async def create_orders(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
+        async with self.pool.acquire() as conn:
+            return [await orders.create_one(conn, new) for new in batch]
+
+    async def get_order(self, order_id: str) -> Order | None:
+        async with self.pool.acquire() as conn:
+            return await orders.get_order(conn, order_id)
+
+    async def list_orders(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
+        async with self.pool.acquire() as conn:
+            return await orders.list_orders(conn, customer_id, limit, before)
+
+    async def change_order(self, order_id: str, decide: Callable[[Order], Change]) -> tuple[Order, Change] | None:
+        async with self.pool.acquire() as conn:
+            return await lifecycle.change_order(conn, order_id, decide)
+
+    async def find_payment(self, event_id: str) -> PaymentRecord | None:
+        async with self.pool.acquire() as conn:
+            return await lifecycle.find_payment(conn, event_id)
+
+    async def expire_orders(self, created_before: datetime, limit: int) -> list[Order]:
+        async with self.pool.acquire() as conn:
+            return await lifecycle.expire_orders(conn, created_before, limit)
+
+    async def put_api_key(self, record: ApiKeyRecord) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO api_keys (prefix, key_hash, name, roles, created_at) VALUES ($1, $2, $3, $4, $5)",
+                record.prefix,
+                record.key_hash,
+                record.name,
+                ",".join(record.roles),
+                record.created_at,
+            )
+
+    async def get_api_key(self, prefix: str) -> ApiKeyRecord | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE prefix = $1", prefix)
+        return None if row is None else _api_key(row)
+
+    async def list_api_keys(self) -> list[ApiKeyRecord]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at")
+        return [_api_key(r) for r in rows]
+
+    async def revoke_api_key(self, prefix: str) -> bool:
+        async with self.pool.acquire() as conn:
+            status = await conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL", prefix
+            )
+        return bool(status.endswith(" 1"))
+
+    async def reconcile(self) -> list[Discrepancy]:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            # One snapshot for all three checks, so they describe the same moment.
+            found = [
+                Discrepancy("missing_events", str(r[0]), f"last_sequence {r[1]}, {r[2]} events up to sequence {r[3]}")
+                for r in await conn.fetch(reconcile_sql.MISSING_EVENTS)
+            ]
+            found += [
+                Discrepancy("orphan_event", str(r[0]), f"event of missing order {r[1]}")
+                for r in await conn.fetch(reconcile_sql.ORPHAN_EVENTS)
+            ]
+            found += [
+                Discrepancy("reserved_stock", r[0], f"reserved {r[1]}, unpaid orders hold {r[2]}")
+                for r in await conn.fetch(reconcile_sql.RESERVED_STOCK)
+            ]
+            return found
+
+    async def events_after(self, position: int, limit: int) -> list[FeedEvent]:
+        async with self.pool.acquire() as conn:
+            return await lifecycle.events_after(conn, position, limit)
+
+    async def find_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
+        async with self.pool.acquire() as conn:
+            return await orders.find_idempotency(conn, principal, key)
+
+    async def put_product(self, spec: ProductSpec) -> tuple[Product, bool]:
+        async with self.pool.acquire() as conn:
+            return await catalog.put_product(conn, spec)
+
+    async def get_product(self, sku: str) -> Product | None:
+        async with self.pool.acquire() as conn:
+            return await catalog.get_product(conn, sku)
+
+    async def put_coupon(self, spec: CouponSpec) -> tuple[Coupon, bool]:
+        async with self.pool.acquire() as conn:
+            return await catalog.put_coupon(conn, spec)
+
+    async def get_coupon(self, code: str) -> Coupon | None:
+        async with self.pool.acquire() as conn:
+            return await catalog.get_coupon(conn, code)
+
+    async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]:
+        async with self.pool.acquire() as conn:
+            return await catalog.put_promotion(conn, spec)
+
+    async def get_promotion(self, promotion_id: str) -> Promotion | None:
+        async with self.pool.acquire() as conn:
+            return await catalog.get_promotion(conn, promotion_id)
+
+    async def catalog_since(self, version: int) -> CatalogChanges:
+        async with self.pool.acquire() as conn:
+            return await catalog.catalog_since(conn, version)
+
+    # -- relay ----------------------------------------------------------------------------------
+
+    async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxMessage]:
+        async with self.pool.acquire() as conn:
+            return await outbox.claim(conn, limit, lease_seconds)
+
+    async def mark_published(self, published: list[tuple[int, str]]) -> None:
+        async with self.pool.acquire() as conn:
+            return await outbox.mark_published(conn, published)
+
+    async def mark_failed(self, failed: list[tuple[int, str]], max_attempts: int, delays: list[float]) -> None:
+        async with self.pool.acquire() as conn:
+            return await outbox.mark_failed(conn, failed, max_attempts, delays)
+
+    async def dead_events(self, limit: int) -> list[DeadEvent]:
+        async with self.pool.acquire() as conn:
+            return await outbox.dead_events(conn, limit)
+
+    async def replay_dead(self, event_id: str) -> bool:
+        async with self.pool.acquire() as conn:
+            return await outbox.replay_dead(conn, event_id)
+
+    async def outbox_stats(self) -> OutboxStats:
+        async with self.pool.acquire() as conn:
+            return await outbox.stats(conn)
+
+    async def published_refs(self, limit: int) -> list[tuple[int, str]]:
+        async with self.pool.acquire() as conn:
+            return await outbox.published_refs(conn, limit)
+
+    async def unpublish(self, positions: list[int]) -> None:
+        async with self.pool.acquire() as conn:
+            return await outbox.unpublish(conn, positions)
+
+
+_KEY_COLUMNS = "prefix, key_hash, name, roles, created_at, revoked_at"
+
+
+def _api_key(r: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(r[0], bytes(r[1]), r[2], tuple(x for x in r[3].split(",") if x), r[4], r[5])
+
+
+async def _schema_version(conn: asyncpg.Connection) -> int:
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))

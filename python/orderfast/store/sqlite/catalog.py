@@ -1,0 +1,166 @@
+"""Catalog SQL for SQLite: products, coupons, promotions, and the shared catalog version."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from orderfast.domain.catalog import (
+    CatalogChanges,
+    Coupon,
+    CouponSpec,
+    Product,
+    ProductSpec,
+    Promotion,
+    PromotionSpec,
+)
+from orderfast.domain.orders import utc_now_ms
+from orderfast.store.sqlite.codec import (
+    from_json_list,
+    from_ms,
+    opt_from_ms,
+    opt_ms,
+    to_json_list,
+    to_ms,
+)
+
+T = TypeVar("T")
+
+PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class"
+COUPON_COLUMNS = (
+    "code, currency, percent_off, amount_off_minor, min_subtotal_minor, skus, expires_at, "
+    "max_redemptions, redemptions, version, updated_at"
+)
+PROMOTION_COLUMNS = "id, skus, percent_off, min_quantity, starts_at, ends_at, version, updated_at"
+
+
+def _write(
+    conn: sqlite3.Connection, table: str, key: str, value: str, write: Callable[[int, int], T]
+) -> tuple[T, bool]:
+    """One catalog write in its own transaction, under the next catalog version (SQLite's single
+    writer makes versions commit in order)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        existed = conn.execute(f"SELECT 1 FROM {table} WHERE {key} = ?", (value,)).fetchone()
+        (version,) = conn.execute(
+            "SELECT max(v) + 1 FROM (SELECT coalesce(max(version), 0) AS v FROM products "
+            "UNION ALL SELECT coalesce(max(version), 0) FROM coupons "
+            "UNION ALL SELECT coalesce(max(version), 0) FROM promotions)"
+        ).fetchone()
+        result = write(version, to_ms(utc_now_ms()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return result, existed is None
+
+
+def put_product(conn: sqlite3.Connection, spec: ProductSpec) -> tuple[Product, bool]:
+    def write(version: int, now: int) -> Product:
+        conn.execute(
+            f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, currency = excluded.currency, "
+            "price_minor = excluded.price_minor, stock = excluded.stock, version = excluded.version, "
+            "updated_at = excluded.updated_at, tax_class = excluded.tax_class",
+            (spec.sku, spec.name, spec.currency, spec.price, spec.stock, version, now, spec.tax_class),
+        )
+        return Product(
+            spec.sku, spec.name, spec.currency, spec.price, spec.stock, version, from_ms(now), spec.tax_class
+        )
+
+    return _write(conn, "products", "sku", spec.sku, write)
+
+
+def get_product(conn: sqlite3.Connection, sku: str) -> Product | None:
+    row = conn.execute(f"SELECT {PRODUCT_COLUMNS} FROM products WHERE sku = ?", (sku,)).fetchone()
+    return None if row is None else _product(row)
+
+
+def put_coupon(conn: sqlite3.Connection, spec: CouponSpec) -> tuple[Coupon, bool]:
+    def write(version: int, now: int) -> Coupon:
+        row = conn.execute(
+            f"INSERT INTO coupons ({COUPON_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+            "ON CONFLICT (code) DO UPDATE SET currency = excluded.currency, percent_off = excluded.percent_off, "
+            "amount_off_minor = excluded.amount_off_minor, min_subtotal_minor = excluded.min_subtotal_minor, "
+            "skus = excluded.skus, expires_at = excluded.expires_at, max_redemptions = excluded.max_redemptions, "
+            f"version = excluded.version, updated_at = excluded.updated_at RETURNING {COUPON_COLUMNS}",
+            (
+                spec.code,
+                spec.currency,
+                spec.percent_off,
+                spec.amount_off,
+                spec.min_subtotal,
+                to_json_list(spec.skus),
+                opt_ms(spec.expires_at),
+                spec.max_redemptions,
+                version,
+                now,
+            ),
+        ).fetchone()
+        return _coupon(row)
+
+    return _write(conn, "coupons", "code", spec.code, write)
+
+
+def get_coupon(conn: sqlite3.Connection, code: str) -> Coupon | None:
+    row = conn.execute(f"SELECT {COUPON_COLUMNS} FROM coupons WHERE code = ?", (code,)).fetchone()
+    return None if row is None else _coupon(row)
+
+
+def put_promotion(conn: sqlite3.Connection, spec: PromotionSpec) -> tuple[Promotion, bool]:
+    def write(version: int, now: int) -> Promotion:
+        conn.execute(
+            f"INSERT INTO promotions ({PROMOTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET skus = excluded.skus, percent_off = excluded.percent_off, "
+            "min_quantity = excluded.min_quantity, starts_at = excluded.starts_at, ends_at = excluded.ends_at, "
+            "version = excluded.version, updated_at = excluded.updated_at",
+            (
+                spec.id,
+                to_json_list(spec.skus),
+                spec.percent_off,
+                spec.min_quantity,
+                opt_ms(spec.starts_at),
+                opt_ms(spec.ends_at),
+                version,
+                now,
+            ),
+        )
+        return Promotion(spec, version, from_ms(now))
+
+    return _write(conn, "promotions", "id", spec.id, write)
+
+
+def get_promotion(conn: sqlite3.Connection, promotion_id: str) -> Promotion | None:
+    row = conn.execute(f"SELECT {PROMOTION_COLUMNS} FROM promotions WHERE id = ?", (promotion_id,)).fetchone()
+    return None if row is None else _promotion(row)
+
+
+def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
+    def since(columns: str, table: str, make: Callable[[Any], T]) -> list[T]:
+        rows = conn.execute(f"SELECT {columns} FROM {table} WHERE version > ? ORDER BY version", (version,))
+        return [make(r) for r in rows]
+
+    return CatalogChanges(
+        products=since(PRODUCT_COLUMNS, "products", _product),
+        coupons=since(COUPON_COLUMNS, "coupons", _coupon),
+        promotions=since(PROMOTION_COLUMNS, "promotions", _promotion),
+    )
+
+
+def _product(row: Any) -> Product:
+    sku, name, currency, price, stock, version, updated, tax_class = row
+    return Product(sku, name, currency, price, stock, version, from_ms(updated), tax_class)
+
+
+def _coupon(row: Any) -> Coupon:
+    code, currency, pct, amount, minimum, skus, expires, max_r, redemptions, version, updated = row
+    spec = CouponSpec(code, currency, pct, amount, minimum, from_json_list(skus), opt_from_ms(expires), max_r)
+    return Coupon(spec, redemptions, version, from_ms(updated))
+
+
+def _promotion(row: Any) -> Promotion:
+    pid, skus, pct, min_quantity, starts, ends, version, updated = row
+    skus_tuple = from_json_list(skus) or ()
+    spec = PromotionSpec(pid, skus_tuple, pct, min_quantity, opt_from_ms(starts), opt_from_ms(ends))
+    return Promotion(spec, version, from_ms(updated))

@@ -1,0 +1,192 @@
+"""Order SQL for SQLite; every function runs on the store's own thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from orderfast.domain.orders import CancelReason, Order, OrderLine, OrderStatus
+from orderfast.store.base import (
+    CouponExhausted,
+    Created,
+    CreateOutcome,
+    Duplicate,
+    IdempotencyRecord,
+    NewOrder,
+    OutOfStock,
+)
+from orderfast.store.sqlite.codec import from_ms, to_ms
+
+ORDER_COLUMNS = (
+    "id, customer_id, status, currency, subtotal_minor, discount_minor, tax_minor, total_minor, "
+    "coupon_code, tax_inclusive, created_at"
+)
+LIFECYCLE_COLUMNS = "cancel_reason, captured_minor, refunded_minor, review, last_sequence"
+LINE_COLUMNS = "sku, name, quantity, unit_price_minor, discount_minor, tax_minor, total_minor, tax_rate"
+
+
+class _Rollback(Exception):
+    def __init__(self, outcome: CreateOutcome) -> None:
+        self.outcome = outcome
+
+
+def create_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
+    order, idem, event = new.order, new.idempotency, new.event
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # The idempotency record first: a duplicate key costs no stock work at all.
+        cur = conn.execute(
+            "INSERT INTO idempotency_keys (principal, key, fingerprint, status, response_body, "
+            "order_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (
+                idem.principal,
+                idem.key,
+                idem.fingerprint,
+                idem.status,
+                idem.body,
+                order.id,
+                to_ms(order.created_at),
+            ),
+        )
+        if cur.rowcount == 0:
+            existing = find_idempotency(conn, idem.principal, idem.key)
+            assert existing is not None
+            raise _Rollback(Duplicate(existing))
+        if order.coupon is not None:
+            cur = conn.execute(
+                "UPDATE coupons SET redemptions = redemptions + 1 WHERE code = ? "
+                "AND (max_redemptions IS NULL OR redemptions < max_redemptions)",
+                (order.coupon,),
+            )
+            if cur.rowcount == 0:
+                raise _Rollback(CouponExhausted(order.coupon))
+        # Sorted by SKU: every transaction takes product locks in the same order.
+        for line in sorted(order.lines, key=lambda ln: ln.sku):
+            cur = conn.execute(
+                "UPDATE products SET stock = stock - ?, reserved = reserved + ? WHERE sku = ? AND stock >= ?",
+                (line.quantity, line.quantity, line.sku, line.quantity),
+            )
+            if cur.rowcount == 0:
+                raise _Rollback(OutOfStock(line.sku))
+        conn.execute(
+            f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                order.id,
+                order.customer_id,
+                order.status.value,
+                order.currency,
+                order.subtotal,
+                order.discount,
+                order.tax,
+                order.total,
+                order.coupon,
+                int(order.tax_inclusive),
+                to_ms(order.created_at),
+            ),
+        )
+        conn.executemany(
+            f"INSERT INTO order_lines (order_id, line_no, {LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    order.id,
+                    i,
+                    ln.sku,
+                    ln.name,
+                    ln.quantity,
+                    ln.unit_price,
+                    ln.discount,
+                    ln.tax,
+                    ln.total,
+                    ln.tax_rate,
+                )
+                for i, ln in enumerate(order.lines, 1)
+            ],
+        )
+        conn.execute(
+            "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, "
+            "envelope, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.id,
+                event.aggregate_type,
+                event.aggregate_id,
+                event.sequence,
+                event.type,
+                orjson.dumps(event.envelope).decode(),
+                to_ms(event.occurred_at),
+            ),
+        )
+        conn.execute("COMMIT")
+    except _Rollback as rb:
+        conn.execute("ROLLBACK")
+        return rb.outcome
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return Created(order.id)
+
+
+def find_idempotency(conn: sqlite3.Connection, principal: str, key: str) -> IdempotencyRecord | None:
+    row = conn.execute(
+        "SELECT fingerprint, status, response_body, order_id FROM idempotency_keys WHERE principal = ? AND key = ?",
+        (principal, key),
+    ).fetchone()
+    if row is None:
+        return None
+    return IdempotencyRecord(principal, key, bytes(row[0]), int(row[1]), bytes(row[2]), row[3])
+
+
+def get_order(conn: sqlite3.Connection, order_id: str) -> Order | None:
+    row = conn.execute(f"SELECT {ORDER_COLUMNS}, {LIFECYCLE_COLUMNS} FROM orders WHERE id = ?", (order_id,)).fetchone()
+    return None if row is None else _orders(conn, [row])[0]
+
+
+def list_orders(conn: sqlite3.Connection, customer_id: str, limit: int, before: str | None) -> list[Order]:
+    if before is None:
+        rows = conn.execute(
+            f"SELECT {ORDER_COLUMNS}, {LIFECYCLE_COLUMNS} FROM orders WHERE customer_id = ? ORDER BY id DESC LIMIT ?",
+            (customer_id, limit),
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"SELECT {ORDER_COLUMNS}, {LIFECYCLE_COLUMNS} FROM orders "
+            "WHERE customer_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (customer_id, before, limit),
+        ).fetchall()
+    return _orders(conn, rows)
+
+
+def _orders(conn: sqlite3.Connection, rows: list[Any]) -> list[Order]:
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    marks = ",".join("?" * len(ids))
+    lines: dict[str, list[OrderLine]] = {i: [] for i in ids}
+    for oid, *cols in conn.execute(
+        f"SELECT order_id, {LINE_COLUMNS} FROM order_lines WHERE order_id IN ({marks}) ORDER BY order_id, line_no",
+        ids,
+    ):
+        lines[oid].append(OrderLine(*cols))
+    return [
+        Order(
+            id=r[0],
+            customer_id=r[1],
+            status=OrderStatus(r[2]),
+            currency=r[3],
+            lines=tuple(lines[r[0]]),
+            subtotal=r[4],
+            discount=r[5],
+            tax=r[6],
+            total=r[7],
+            coupon=r[8],
+            tax_inclusive=bool(r[9]),
+            created_at=from_ms(r[10]),
+            cancel_reason=None if r[11] is None else CancelReason(r[11]),
+            captured=r[12],
+            refunded=r[13],
+            review=r[14],
+            sequence=r[15],
+        )
+        for r in rows
+    ]
