@@ -1,0 +1,168 @@
+"""Probes, authentication and the per-user rate limit through the real server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from orderfast.http.auth import mint_token
+from tests.e2e.conftest import Server, running
+from tests.e2e.test_orders import assert_problem
+
+
+def test_probes(server: Server) -> None:
+    with server.client() as anon:
+        assert anon.get("/livez").json() == {"status": "ok"}
+        assert anon.get("/startupz").status_code == 200
+        ready = anon.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ok"
+
+
+def test_v1_requires_a_valid_bearer_token(server: Server) -> None:
+    with server.client() as anon:
+        r = anon.get("/v1/orders")
+        assert_problem(r, 401, "unauthorized")
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        for auth in [
+            "Bearer",
+            "Basic dXNlcjpwdw==",
+            "Bearer not.a.jwt",
+            "Bearer " + mint_token("another-secret-" + "y" * 40, "u-1"),
+            "Bearer " + mint_token(server.env["ORDERFAST_JWT_SECRET"], "u-1", ttl=-3600),
+        ]:
+            assert_problem(anon.get("/v1/orders", headers={"authorization": auth}), 401, "unauthorized")
+
+
+def test_unknown_routes_and_methods_are_problems(server: Server) -> None:
+    with server.client("u-1") as c:
+        assert_problem(c.get("/v1/nothing-here"), 404, "not-found")
+        assert_problem(c.delete("/v1/orders"), 405, "method-not-allowed")
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # Limits are per worker process: one worker makes the count exact.
+    env = {"ORDERFAST_RATELIMIT_USER": "3/3600", "ORDERFAST_RATELIMIT_USER_BURST": "3"}
+    with running(tmp_path_factory, env, workers=1) as srv:
+        yield srv
+
+
+QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+
+
+def assert_quota_exceeded(r: httpx.Response) -> dict[str, object]:
+    """The ratelimit-headers draft's problem: its IANA type and the violated-policies member."""
+    assert r.status_code == 429, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    doc: dict[str, object] = r.json()
+    assert (doc["type"], doc["status"], doc["title"]) == (QUOTA_EXCEEDED, 429, "Quota exceeded")
+    return doc
+
+
+def test_rate_limit_per_user_answers_429_with_retry_after(limited: Server) -> None:
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    with limited.client(user) as c, limited.client("other-user") as other:
+        first = c.get("/v1/orders")
+        # Written from the draft: the policy, and what is left of it after this request.
+        assert first.headers["ratelimit-policy"] == '"user";q=3;w=3600, "ip";q=1000000;w=1'
+        assert first.headers["ratelimit"].startswith('"user";r=2;t=')
+        codes = [c.get("/v1/orders").status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        r = c.get("/v1/orders")
+        doc = assert_quota_exceeded(r)
+        assert doc["violated-policies"] == ["user"]
+        assert r.headers["ratelimit"].startswith('"user";r=0;t=')
+        assert "ratelimit-policy" in r.headers
+        # 3 per hour: the next token is 20 minutes away, and Retry-After is never earlier than that.
+        assert 1200 <= int(r.headers["retry-after"]) <= 1201
+        assert "quota" in str(doc["detail"])
+        assert other.get("/v1/orders").status_code == 200, "other users are not affected"
+    with httpx.Client(base_url=limited.base_url) as anon:
+        assert anon.get("/livez").status_code == 200, "probes are never rate limited"
+
+
+@pytest.fixture(scope="module")
+def ip_limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    # Limits are per worker process: one worker makes the count exact.
+    env = {"ORDERFAST_RATELIMIT_IP": "4/3600", "ORDERFAST_RATELIMIT_IP_BURST": "4"}
+    with running(tmp_path_factory, env, workers=1) as srv:
+        yield srv
+
+
+def test_per_ip_policy_limits_every_user_from_one_address(ip_limited: Server) -> None:
+    codes = []
+    for i in range(5):
+        with ip_limited.client(f"ip-user-{i}") as c:
+            codes.append(c.get("/v1/orders").status_code)
+    assert codes == [200, 200, 200, 200, 429]
+    with ip_limited.client("one-more") as c:
+        r = c.get("/v1/orders")
+    assert assert_quota_exceeded(r)["violated-policies"] == ["ip"]
+
+
+@pytest.fixture(scope="module")
+def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "ORDERFAST_RATELIMIT_IP": "1/3600",
+        "ORDERFAST_RATELIMIT_IP_BURST": "1",
+        "ORDERFAST_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    with running(tmp_path_factory, env, workers=1) as srv:
+        yield srv
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(behind_proxy: Server) -> None:
+    with behind_proxy.client("proxied") as c:
+        # Two clients behind the (trusted) loopback proxy: one IP bucket each.
+        assert c.get("/v1/orders", headers={"x-forwarded-for": "203.0.113.7"}).status_code == 200
+        assert c.get("/v1/orders", headers={"x-forwarded-for": "203.0.113.8"}).status_code == 200
+        again = c.get("/v1/orders", headers={"x-forwarded-for": "198.51.100.1, 203.0.113.7"})
+        assert assert_quota_exceeded(again)["violated-policies"] == ["ip"], "the right-most untrusted hop counts"
+
+
+def test_security_headers_on_every_response(server: Server) -> None:
+    with server.client("u-sec") as c:
+        for r in [c.get("/livez"), c.get("/v1/orders"), c.get("/v1/nothing"), c.post("/v1/orders", content=b"{")]:
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert r.headers["x-frame-options"] == "DENY"
+            assert r.headers["content-security-policy"].startswith("default-src 'none'")
+            assert r.headers["cache-control"] == "no-store"
+            assert "server: orderfast" not in str(r.headers).lower()
+
+
+def test_openapi_and_offline_docs(server: Server) -> None:
+    with httpx.Client(base_url=server.base_url) as anon:
+        doc = anon.get("/openapi.json").json()
+        assert doc["openapi"] == "3.1.0" and "/v1/orders" in doc["paths"]
+        page = anon.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "POST" in page.text.upper() and "/v1/orders" in page.text
+    assert "http://" not in page.text and "https://" not in page.text, "the page names no external URL"
+    assert "<script" not in page.text.lower() and "//" not in page.text.replace("</", "")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Server]:
+    env = {
+        "ORDERFAST_REDIS_URL": redis_url,
+        "ORDERFAST_RELAY_IN_PROCESS": "false",
+        "ORDERFAST_RATELIMIT_USER": "3/3600",
+        "ORDERFAST_RATELIMIT_USER_BURST": "3",
+    }
+    with running(tmp_path_factory, env, workers=2) as srv:
+        yield srv
+
+
+def test_with_redis_the_quota_holds_across_worker_processes(clustered: Server) -> None:
+    user = f"cluster-{uuid.uuid4().hex[:8]}"
+    codes = []
+    for _ in range(8):  # new connections: the two workers share the requests
+        with clustered.client(user) as c:
+            codes.append(c.get("/v1/orders").status_code)
+    assert codes.count(200) == 3, codes  # per-worker limits alone would admit up to 6
+    assert codes[3:] == [429] * 5

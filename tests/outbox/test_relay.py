@@ -1,0 +1,131 @@
+"""The relay against real stores and a real Redis: publish, retry, dead-letter, order per order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from orderfast.domain import lifecycle
+from orderfast.domain.orders import CancelReason
+from orderfast.outbox.publisher import RedisStreamsPublisher
+from orderfast.outbox.relay import Relay, RelaySettings, backoff, dead_count, lag_seconds
+from orderfast.store.base import Change, OutboxMessage, Store
+from tests.store.test_contract import new_order, put
+
+pytestmark = pytest.mark.anyio
+
+
+async def stream(redis_url: str, pub: RedisStreamsPublisher) -> list[dict[str, str]]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        entries = await client.xrange(f"{pub._prefix}order")
+    finally:
+        await client.aclose()
+    return [fields for _, fields in entries]
+
+
+async def orders_with_events(store: Store, n: int) -> list[str]:
+    await put(store, "SKU-A", stock=10_000)
+    ids = []
+    for _ in range(n):
+        new = new_order()
+        await store.create_orders([new])
+        await store.change_order(new.order.id, lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
+        ids.append(new.order.id)
+    return ids
+
+
+async def test_publishes_every_event_once_with_the_whole_envelope(
+    store: Store, publisher: RedisStreamsPublisher, redis_url: str
+) -> None:
+    ids = await orders_with_events(store, 3)
+    relay = Relay(store, publisher, RelaySettings(batch=2))
+    while await relay.run_once():
+        pass
+    entries = await stream(redis_url, publisher)
+    assert sorted((e["aggregate_id"], e["sequence"]) for e in entries) == sorted(
+        (i, s) for i in ids for s in ("1", "2")
+    )
+    envelope = orjson.loads(entries[0]["envelope"])
+    assert set(envelope) == {"id", "type", "aggregate_id", "sequence", "occurred_at", "version", "data"}
+    assert (await store.outbox_stats()).pending == 0
+    assert await lag_seconds(store) == 0.0
+    assert await relay.run_once() == 0, "nothing is published twice"
+
+
+class BrokenPublisher:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
+        self.calls += 1
+        return [ConnectionError("broker down") for _ in messages]
+
+    async def close(self) -> None: ...
+
+
+async def test_failures_back_off_then_dead_letter_then_replay(
+    store: Store, publisher: RedisStreamsPublisher, redis_url: str
+) -> None:
+    (order_id,) = await orders_with_events(store, 1)
+    broken = BrokenPublisher()
+    relay = Relay(store, broken, RelaySettings(max_attempts=3, base_delay=0, max_delay=0))
+    for _ in range(3):
+        assert await relay.run_once() == 1, "only the order's first event is claimable"
+    assert await relay.run_once() == 0
+    assert await dead_count(store) == 1
+    (dead,) = await store.dead_events(10)
+    assert (dead.aggregate_id, dead.sequence, dead.attempts) == (order_id, 1, 3)
+    assert "broker down" in (dead.last_error or "")
+    stats = await store.outbox_stats()
+    assert stats.pending == 1 and stats.oldest_pending_at is not None, "its second event waits behind it"
+    assert await lag_seconds(store) > 0
+    assert await store.replay_dead(dead.event_id)
+    assert not await store.replay_dead(dead.event_id)
+    good = Relay(store, publisher)
+    while await good.run_once():
+        pass
+    assert [(e["aggregate_id"], e["sequence"]) for e in await stream(redis_url, publisher)] == [
+        (order_id, "1"),
+        (order_id, "2"),
+    ]
+
+
+def test_full_jitter_backoff_is_bounded() -> None:
+    s = RelaySettings(base_delay=0.5, max_delay=60)
+    assert backoff(0, s, lambda: 1.0) == 0.5
+    assert backoff(3, s, lambda: 1.0) == 4.0
+    assert backoff(50, s, lambda: 1.0) == 60
+    assert backoff(5, s, lambda: 0.0) == 0.0
+
+
+async def test_two_relays_never_reorder_one_orders_events(
+    store: Store, publisher: RedisStreamsPublisher, redis_url: str
+) -> None:
+    await put(store, "SKU-A", stock=10_000)
+    ids = []
+    for _ in range(10):
+        new = new_order()
+        await store.create_orders([new])
+        ids.append(new.order.id)
+    # Each order: created, paid, refunded twice → 4 events that must stay in sequence.
+    for oid in ids:
+        await store.change_order(oid, lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency)))
+        await store.change_order(oid, lambda o: Change(transition=lifecycle.refund(o, 1), refund=1))
+        await store.change_order(oid, lambda o: Change(transition=lifecycle.refund(o, None), refund=o.total - 1))
+    relays = [Relay(store, publisher, RelaySettings(batch=3)) for _ in range(2)]
+
+    async def drain(relay: Relay) -> None:
+        idle = 0
+        while idle < 3:
+            idle = 0 if await relay.run_once() else idle + 1
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    entries = await stream(redis_url, publisher)
+    for oid in ids:
+        assert [e["sequence"] for e in entries if e["aggregate_id"] == oid] == ["1", "2", "3", "4"]

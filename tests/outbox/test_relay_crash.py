@@ -1,0 +1,75 @@
+"""SIGKILL a real relay process mid-stream, restart it: every event published at least once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from orderfast.store.postgres import PostgresStore
+from tests.conftest import run_blocking
+from tests.store.test_contract import new_order, put
+
+
+def test_killed_relay_loses_nothing(pg_database_factory: Callable[[], str], redis_url: str, tmp_path: Path) -> None:
+    dsn = pg_database_factory()
+    prefix = f"crash:{uuid.uuid4().hex[:8]}:"
+
+    async def prepare() -> list[str]:
+        store = PostgresStore(dsn, min_size=1, max_size=2)
+        await store.open(check_schema=False)
+        await store.migrate()
+        await put(store, "SKU-A", stock=100_000)
+        ids = []
+        for _ in range(40):  # 40 batches of 25 orders: plenty still unpublished when the relay dies
+            batch = [new_order() for _ in range(25)]
+            await store.create_orders(batch)
+            ids += [n.event.id for n in batch]
+        await store.close()
+        return ids
+
+    event_ids = run_blocking(prepare)
+    env = {
+        **os.environ,
+        "ORDERFAST_DATABASE_URL": dsn,
+        "ORDERFAST_REDIS_URL": redis_url,
+        "ORDERFAST_STREAM_PREFIX": prefix,
+        "ORDERFAST_DATA_DIR": str(tmp_path),
+    }
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stream = f"{prefix}order"
+    relay_cmd = [sys.executable, "-m", "orderfast", "relay", "--batch", "10", "--lease", "1"]
+    try:
+        relay = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Poll (bounded) until the relay is visibly part-way through, then kill it without warning.
+        deadline = time.monotonic() + 60
+        while client.xlen(stream) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        relay.send_signal(signal.SIGKILL)
+        relay.wait()
+        published_before = client.xlen(stream)
+        assert 0 < published_before < len(event_ids), "killed mid-stream"
+        # Restart: whatever the dead relay had leased becomes claimable when its lease ends.
+        restarted = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                published = [fields["event_id"] for _, fields in client.xrange(stream)]
+                if set(published) >= set(event_ids):
+                    break
+                time.sleep(0.05)
+        finally:
+            restarted.send_signal(signal.SIGINT)
+            restarted.wait(timeout=15)
+        assert set(published) == set(event_ids), "every event published at least once"
+        assert len(published) - len(set(published)) <= 10, "at most the one claimed batch is published twice"
+    finally:
+        client.delete(stream)
+        client.close()

@@ -1,0 +1,284 @@
+"""The Store contract: every backend passes the same suite, PostgreSQL for real."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orderfast import _core
+from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec
+from orderfast.domain.events import order_created
+from orderfast.domain.orders import Order, OrderLine, OrderStatus, utc_now_ms
+from orderfast.store.base import (
+    ConstraintViolation,
+    CouponExhausted,
+    Created,
+    Duplicate,
+    IdempotencyRecord,
+    NewOrder,
+    OutOfStock,
+    SchemaOutOfDate,
+    Store,
+)
+from orderfast.store.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def new_order(
+    customer: str = "c-1",
+    key: str | None = None,
+    lines: tuple[tuple[str, int, int], ...] = (("SKU-A", 2, 500),),
+    fingerprint: bytes = b"f" * 32,
+    created_at_offset_ms: int = 0,
+) -> NewOrder:
+    order_lines = tuple(OrderLine(s, f"name {s}", q, p, 0, 0, q * p) for s, q, p in lines)
+    total = sum(ln.total for ln in order_lines)
+    order = Order(
+        id=_core.new_order_id(),
+        customer_id=customer,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency="USD",
+        lines=order_lines,
+        subtotal=total,
+        discount=0,
+        tax=0,
+        total=total,
+        coupon=None,
+        tax_inclusive=False,
+        created_at=utc_now_ms() + timedelta(milliseconds=created_at_offset_ms),
+    )
+    body = f'{{"id": "{order.id}"}}'.encode()
+    return NewOrder(
+        order=order,
+        event=order_created(_core.new_order_id(), order),
+        idempotency=IdempotencyRecord(customer, key or order.id, fingerprint, 201, body, order.id),
+    )
+
+
+async def stock(store: Store, sku: str) -> int:
+    product = await store.get_product(sku)
+    assert product is not None
+    return product.stock
+
+
+async def put(store: Store, sku: str, stock: int = 10, price: int = 500) -> None:
+    await store.put_product(ProductSpec(sku, f"name {sku}", "USD", price, stock))
+
+
+async def test_ping(store: Store) -> None:
+    assert await store.ping() is True
+
+
+async def test_put_get_and_versions(store: Store) -> None:
+    product, created = await store.put_product(ProductSpec("SKU-A", "Alpha", "USD", 1999, 5))
+    assert created is True
+    assert (product.sku, product.name, product.currency, product.price, product.stock) == (
+        "SKU-A",
+        "Alpha",
+        "USD",
+        1999,
+        5,
+    )
+    again, created = await store.put_product(ProductSpec("SKU-A", "Alpha 2", "USD", 2999, 7))
+    assert created is False
+    assert again.version > product.version
+    fetched = await store.get_product("SKU-A")
+    assert fetched == again
+    assert await store.get_product("nope") is None
+
+
+async def test_catalog_since_returns_changes_in_version_order(store: Store) -> None:
+    await put(store, "A")
+    await put(store, "B")
+    all_products = (await store.catalog_since(0)).products
+    assert [p.sku for p in all_products] == ["A", "B"]
+    await put(store, "A", stock=1)
+    changed = await store.catalog_since(all_products[-1].version)
+    assert [(p.sku, p.stock) for p in changed.products] == [("A", 1)]
+    assert changed.coupons == [] and changed.promotions == []
+
+
+async def test_create_reserves_stock_and_writes_everything(store: Store) -> None:
+    await put(store, "SKU-A", stock=10)
+    await put(store, "SKU-B", stock=3)
+    new = new_order(lines=(("SKU-A", 2, 500), ("SKU-B", 3, 100)))
+    assert await store.create_orders([new]) == [Created(new.order.id)]
+    assert await stock(store, "SKU-A") == 8
+    assert await stock(store, "SKU-B") == 0
+    assert await store.get_order(new.order.id) == new.order
+    record = await store.find_idempotency("c-1", new.idempotency.key)
+    assert record == new.idempotency
+
+
+async def test_out_of_stock_writes_nothing(store: Store) -> None:
+    await put(store, "SKU-A", stock=10)
+    await put(store, "SKU-B", stock=1)
+    new = new_order(lines=(("SKU-A", 2, 500), ("SKU-B", 2, 100)))
+    assert await store.create_orders([new]) == [OutOfStock("SKU-B")]
+    assert await stock(store, "SKU-A") == 10, "the reservation of SKU-A was rolled back"
+    assert await store.get_order(new.order.id) is None
+    assert await store.find_idempotency("c-1", new.idempotency.key) is None
+
+
+async def test_unknown_product_is_out_of_stock(store: Store) -> None:
+    new = new_order(lines=(("GHOST", 1, 1),))
+    assert await store.create_orders([new]) == [OutOfStock("GHOST")]
+
+
+async def test_duplicate_key_returns_the_first_record(store: Store) -> None:
+    await put(store, "SKU-A", stock=10)
+    first = new_order(key="k-1")
+    second = new_order(key="k-1", fingerprint=b"g" * 32)
+    assert await store.create_orders([first]) == [Created(first.order.id)]
+    assert await store.create_orders([second]) == [Duplicate(first.idempotency)]
+    assert await stock(store, "SKU-A") == 8, "the duplicate reserved nothing"
+    assert await store.get_order(second.order.id) is None
+    other_customer = new_order(customer="c-2", key="k-1")
+    assert await store.create_orders([other_customer]) == [Created(other_customer.order.id)]
+
+
+async def test_batch_outcomes_are_independent(store: Store) -> None:
+    await put(store, "SKU-A", stock=3)
+    ok1, too_big, ok2 = (
+        new_order(),
+        new_order(lines=(("SKU-A", 5, 500),)),
+        new_order(lines=(("SKU-A", 1, 500),)),
+    )
+    outcomes = await store.create_orders([ok1, too_big, ok2])
+    assert outcomes == [Created(ok1.order.id), OutOfStock("SKU-A"), Created(ok2.order.id)]
+    assert await stock(store, "SKU-A") == 0
+
+
+async def test_concurrent_creates_never_oversell(store: Store) -> None:
+    await put(store, "HOT", stock=5)
+    batch = [new_order(customer=f"c-{i}", lines=(("HOT", 1, 100),)) for i in range(12)]
+    outcomes = await asyncio.gather(*(store.create_orders([n]) for n in batch))
+    created = [o for (o,) in outcomes if isinstance(o, Created)]
+    assert len(created) == 5
+    assert await stock(store, "HOT") == 0
+
+
+async def test_concurrent_same_key_creates_one_order(store: Store) -> None:
+    await put(store, "SKU-A", stock=100)
+    twins = [new_order(key="same") for _ in range(6)]
+    outcomes = await asyncio.gather(*(store.create_orders([n]) for n in twins))
+    created = [o for (o,) in outcomes if isinstance(o, Created)]
+    duplicates = [o for (o,) in outcomes if isinstance(o, Duplicate)]
+    assert len(created) == 1 and len(duplicates) == 5
+    assert {d.existing.order_id for d in duplicates} == {created[0].order_id}
+    assert await stock(store, "SKU-A") == 98
+
+
+async def test_list_orders_newest_first_with_keyset_paging(store: Store) -> None:
+    await put(store, "SKU-A", stock=100)
+    made = [new_order(customer="pager") for _ in range(5)]
+    for n in made:
+        await store.create_orders([n])
+    await store.create_orders([new_order(customer="someone-else")])
+    ids = [n.order.id for n in made][::-1]
+    page1 = await store.list_orders("pager", 2, None)
+    assert [o.id for o in page1] == ids[:2]
+    page2 = await store.list_orders("pager", 2, page1[-1].id)
+    assert [o.id for o in page2] == ids[2:4]
+    page3 = await store.list_orders("pager", 2, page2[-1].id)
+    assert [o.id for o in page3] == ids[4:]
+    assert page1[0] == made[-1].order, "lines and amounts come back intact"
+
+
+async def test_unknown_order_is_none(store: Store) -> None:
+    assert await store.get_order(_core.new_order_id()) is None
+    assert await store.find_idempotency("nobody", "nothing") is None
+
+
+async def test_sqlite_refuses_to_open_an_unmigrated_file(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    fresh = SqliteStore(tmp_path / "fresh.db")
+    with pytest.raises(SchemaOutOfDate):
+        await fresh.open()
+    await fresh.close()
+
+
+def coupon_order(code: str, customer: str = "c-1") -> NewOrder:
+    base = new_order(customer=customer)
+    return NewOrder(order=replace(base.order, coupon=code), event=base.event, idempotency=base.idempotency)
+
+
+async def test_coupons_round_trip_and_keep_their_redemptions(store: Store) -> None:
+    expires = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    spec = CouponSpec("SAVE10", "USD", percent_off="10", skus=("SKU-A", "SKU-B"), expires_at=expires, max_redemptions=5)
+    coupon, created = await store.put_coupon(spec)
+    assert created and coupon.spec == spec and coupon.redemptions == 0
+    assert await store.get_coupon("SAVE10") == coupon
+    await put(store, "SKU-A", stock=10)
+    assert await store.create_orders([coupon_order("SAVE10")]) != []
+    again, created = await store.put_coupon(replace(spec, percent_off="15"))
+    assert not created and again.redemptions == 1 and again.spec.percent_off == "15"
+    assert again.version > coupon.version
+    assert await store.get_coupon("NOPE") is None
+
+
+async def test_amount_coupon_round_trip(store: Store) -> None:
+    spec = CouponSpec("FIVE", "EUR", amount_off=500, min_subtotal=2000)
+    coupon, _ = await store.put_coupon(spec)
+    assert coupon.spec == spec
+
+
+async def test_coupon_limit_holds_under_concurrency(store: Store) -> None:
+    await put(store, "SKU-A", stock=100)
+    await store.put_coupon(CouponSpec("TWICE", "USD", amount_off=100, max_redemptions=2))
+    outcomes = await asyncio.gather(*(store.create_orders([coupon_order("TWICE", f"c-{i}")]) for i in range(6)))
+    flat = [o for (o,) in outcomes]
+    assert sum(isinstance(o, Created) for o in flat) == 2
+    assert flat.count(CouponExhausted("TWICE")) == 4
+    assert await stock(store, "SKU-A") == 96, "refused orders reserved nothing"
+    coupon = await store.get_coupon("TWICE")
+    assert coupon is not None and coupon.redemptions == 2
+
+
+async def test_lowering_a_limit_below_redemptions_is_refused(store: Store) -> None:
+    await put(store, "SKU-A", stock=10)
+    await store.put_coupon(CouponSpec("ONCE", "USD", amount_off=1, max_redemptions=3))
+    await store.create_orders([coupon_order("ONCE", "a")])
+    await store.create_orders([coupon_order("ONCE", "b")])
+    with pytest.raises(ConstraintViolation):
+        await store.put_coupon(CouponSpec("ONCE", "USD", amount_off=1, max_redemptions=1))
+    coupon = await store.get_coupon("ONCE")
+    assert coupon is not None and coupon.spec.max_redemptions == 3
+
+
+async def test_promotions_round_trip(store: Store) -> None:
+    spec = PromotionSpec(
+        "P-1", ("SKU-A",), "12.5", 3, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    )
+    promotion, created = await store.put_promotion(spec)
+    assert created and promotion.spec == spec
+    assert await store.get_promotion("P-1") == promotion
+    _, created = await store.put_promotion(replace(spec, percent_off="20"))
+    assert not created
+
+
+async def test_catalog_versions_are_shared_by_every_kind(store: Store) -> None:
+    await put(store, "A")
+    coupon, _ = await store.put_coupon(CouponSpec("C", "USD", amount_off=1))
+    promotion, _ = await store.put_promotion(PromotionSpec("P", ("A",), "5"))
+    await put(store, "B")
+    since_coupon = await store.catalog_since(coupon.version - 1)
+    assert [c.spec.code for c in since_coupon.coupons] == ["C"]
+    assert [p.spec.id for p in since_coupon.promotions] == ["P"]
+    assert [p.sku for p in since_coupon.products] == ["B"]
+    assert since_coupon.latest_version > promotion.version > coupon.version
+
+
+async def test_price_snapshot_is_stored_with_the_order(store: Store) -> None:
+    await put(store, "SKU-A", stock=10)
+    base = new_order()
+    line = OrderLine("SKU-A", "name SKU-A", 3, 333, 100, 180, 1079, "20")
+    order = replace(base.order, lines=(line,), subtotal=999, discount=100, tax=180, total=1079, tax_inclusive=True)
+    await store.create_orders([NewOrder(order=order, event=base.event, idempotency=base.idempotency)])
+    assert await store.get_order(order.id) == order

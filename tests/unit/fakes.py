@@ -1,0 +1,131 @@
+"""A small in-memory Store for service-level tests (the real stores have their contract suite)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from orderfast.domain.catalog import CatalogChanges, Coupon, CouponSpec, Product, ProductSpec, Promotion, PromotionSpec
+from orderfast.domain.orders import Order
+from orderfast.store.base import (
+    Created,
+    CreateOutcome,
+    Duplicate,
+    IdempotencyRecord,
+    NewOrder,
+    OutOfStock,
+)
+
+
+class FakeStore:
+    kind = "fake"
+
+    def __init__(self) -> None:
+        self.products: dict[str, Product] = {}
+        self.orders: dict[str, Order] = {}
+        self.keys: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.coupons: dict[str, Coupon] = {}
+        self.gate: asyncio.Event | None = None  # when set, create_orders waits for it
+        self.entered = asyncio.Event()
+        self.healthy = True
+        self._version = 0
+
+    async def open(self, *, check_schema: bool = True) -> None: ...
+    async def close(self) -> None: ...
+    async def migrate(self) -> list[str]:
+        return []
+
+    async def ping(self) -> bool:
+        return self.healthy
+
+    async def create_orders(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
+        self.entered.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        out: list[CreateOutcome] = []
+        for new in batch:
+            k = (new.idempotency.principal, new.idempotency.key)
+            if k in self.keys:
+                out.append(Duplicate(self.keys[k]))
+                continue
+            short = next(
+                (
+                    ln.sku
+                    for ln in new.order.lines
+                    if self.products.get(ln.sku) is None or self.products[ln.sku].stock < ln.quantity
+                ),
+                None,
+            )
+            if short is not None:
+                out.append(OutOfStock(short))
+                continue
+            for ln in new.order.lines:
+                p = self.products[ln.sku]
+                self.products[ln.sku] = Product(
+                    p.sku,
+                    p.name,
+                    p.currency,
+                    p.price,
+                    p.stock - ln.quantity,
+                    p.version,
+                    p.updated_at,
+                )
+            self.orders[new.order.id] = new.order
+            self.keys[k] = new.idempotency
+            out.append(Created(new.order.id))
+        return out
+
+    async def get_order(self, order_id: str) -> Order | None:
+        return self.orders.get(order_id)
+
+    async def list_orders(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
+        mine = sorted(
+            (o for o in self.orders.values() if o.customer_id == customer_id),
+            key=lambda o: o.id,
+            reverse=True,
+        )
+        return [o for o in mine if before is None or o.id < before][:limit]
+
+    async def find_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
+        return self.keys.get((principal, key))
+
+    async def put_product(self, spec: ProductSpec) -> tuple[Product, bool]:
+        self._version += 1
+        created = spec.sku not in self.products
+        p = Product(
+            spec.sku,
+            spec.name,
+            spec.currency,
+            spec.price,
+            spec.stock,
+            self._version,
+            datetime.now(UTC),
+        )
+        self.products[spec.sku] = p
+        return p, created
+
+    async def get_product(self, sku: str) -> Product | None:
+        return self.products.get(sku)
+
+    async def catalog_since(self, version: int) -> CatalogChanges:
+        return CatalogChanges(
+            products=sorted((p for p in self.products.values() if p.version > version), key=lambda p: p.version),
+            coupons=sorted((c for c in self.coupons.values() if c.version > version), key=lambda c: c.version),
+        )
+
+    async def put_coupon(self, spec: CouponSpec) -> tuple[Coupon, bool]:
+        self._version += 1
+        old = self.coupons.get(spec.code)
+        coupon = Coupon(spec, old.redemptions if old else 0, self._version, datetime.now(UTC))
+        self.coupons[spec.code] = coupon
+        return coupon, old is None
+
+    async def get_coupon(self, code: str) -> Coupon | None:
+        return self.coupons.get(code)
+
+    async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]:
+        raise NotImplementedError("not needed by the service tests")
+
+    async def get_promotion(self, promotion_id: str) -> Promotion | None:
+        return None

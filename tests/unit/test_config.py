@@ -1,0 +1,87 @@
+"""Settings from ORDERFAST_* variables: defaults, parsing, refusals, secrets kept secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orderfast.config import ConfigError, RateQuota, Settings
+
+
+def test_defaults_select_the_embedded_store() -> None:
+    s = Settings.from_env({})
+    assert s.store_kind == "sqlite"
+    assert (s.host, s.port, s.workers) == ("127.0.0.1", 8000, 1)
+    assert s.ratelimit_user == RateQuota(100, 1.0, 200)
+    assert s.sqlite_path == Path(".orderfast/orderfast.db")
+
+
+def test_values_are_parsed() -> None:
+    s = Settings.from_env(
+        {
+            "ORDERFAST_DATABASE_URL": "postgresql://u:pw@db/orders",
+            "ORDERFAST_RATELIMIT_USER": "10/60",
+            "ORDERFAST_RATELIMIT_USER_BURST": "15",
+            "ORDERFAST_WORKERS": "4",
+            "ORDERFAST_PORT": "9000",
+        }
+    )
+    assert s.store_kind == "postgres"
+    assert s.ratelimit_user == RateQuota(10, 60.0, 15)
+    assert (s.workers, s.port) == (4, 9000)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "mysql://x"),
+        ("RATELIMIT_USER", "fast"),
+        ("RATELIMIT_USER", "0/1"),
+        ("RATELIMIT_USER", "5/0"),
+        ("WORKERS", "0"),
+        ("PORT", "http"),
+        ("CATALOG_REFRESH", "-1"),
+        ("DB_POOL_MIN", "20"),
+    ],
+)
+def test_bad_values_are_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match="ORDERFAST_"):
+        Settings.from_env({f"ORDERFAST_{name}": value})
+
+
+def test_secrets_never_show() -> None:
+    s = Settings.from_env(
+        {
+            "ORDERFAST_DATABASE_URL": "postgresql://u:hunter2@db/x",
+            "ORDERFAST_JWT_SECRET": "s3cr3t" * 8,
+        }
+    )
+    assert "hunter2" not in repr(s) and "s3cr3t" not in repr(s)
+    assert s.resolve_jwt_secret().reveal() == "s3cr3t" * 8
+
+
+def test_short_jwt_secret_is_refused() -> None:
+    with pytest.raises(ConfigError, match="32 bytes"):
+        Settings.from_env({"ORDERFAST_JWT_SECRET": "short"}).resolve_jwt_secret()
+
+
+def test_dev_secret_is_generated_once(tmp_path: Path) -> None:
+    s = Settings.from_env({"ORDERFAST_DATA_DIR": str(tmp_path)})
+    first = s.resolve_jwt_secret().reveal()
+    assert len(first) >= 32
+    assert s.resolve_jwt_secret().reveal() == first
+    assert (tmp_path / "dev-jwt-secret").stat().st_mode & 0o077 == 0
+
+
+def test_tax_table_is_parsed_exactly() -> None:
+    s = Settings.from_env({"ORDERFAST_TAX_RATES": "standard=20, reduced=5.5,zero=0", "ORDERFAST_TAX_INCLUSIVE": "true"})
+    assert s.tax_rates == {"standard": "20", "reduced": "5.5", "zero": "0"}
+    assert s.tax_inclusive is True
+    assert Settings.from_env({}).tax_rates == {}
+
+
+@pytest.mark.parametrize("value", ["standard", "=20", "standard=abc", "standard=1.0000001", "standard=-1"])
+def test_bad_tax_tables_are_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="ORDERFAST_TAX_RATES"):
+        Settings.from_env({"ORDERFAST_TAX_RATES": value})

@@ -1,0 +1,152 @@
+"""Pure pieces of the HTTP layer: token verification, cursors, problem documents, readiness."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from starlette.requests import Request
+
+from orderfast.http.auth import Principal, TokenVerifier, mint_token
+from orderfast.http.health import Health
+from orderfast.http.orders import decode_cursor, encode_cursor
+from orderfast.http.problems import Problem
+from tests.unit.fakes import FakeStore
+
+SECRET = "k" * 40
+
+
+def test_tokens_round_trip_to_principals() -> None:
+    p = TokenVerifier(SECRET).verify("Bearer " + mint_token(SECRET, "u-1", ["admin"]))
+    assert p.user_id == "u-1" and p.is_admin
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Token abc",
+        "Bearer " + jwt.encode({"sub": "u", "exp": 2**31}, "k" * 64, algorithm="HS512"),
+        "Bearer " + jwt.encode({"exp": 2**31}, "k" * 40, algorithm="HS256"),
+        "Bearer " + jwt.encode({"sub": "u"}, "k" * 40, algorithm="HS256"),
+        "Bearer " + jwt.encode({"sub": "u", "exp": 2**31, "roles": "admin"}, "k" * 40, algorithm="HS256"),
+        "Bearer " + mint_token("z" * 40, "u"),
+    ],
+)
+def test_bad_tokens_are_401(header: str | None) -> None:
+    with pytest.raises(Problem) as info:
+        TokenVerifier(SECRET).verify(header)
+    assert info.value.status == 401
+
+
+def test_cursor_round_trip() -> None:
+    oid = "01a2000a-27cb-77b1-bbf8-279bb7785418"
+    assert decode_cursor(encode_cursor(oid)) == oid
+    with pytest.raises(Problem):
+        decode_cursor(encode_cursor("not-an-id"))
+
+
+def test_problem_document() -> None:
+    doc = Problem(422, "validation-error", "Invalid", "bad", errors=[("/a", "c", "m")]).document("/x")
+    assert doc == {
+        "type": "/problems/validation-error",
+        "title": "Invalid",
+        "status": 422,
+        "detail": "bad",
+        "instance": "/x",
+        "errors": [{"pointer": "/a", "code": "c", "detail": "m"}],
+    }
+
+
+@pytest.mark.anyio
+async def test_readiness_follows_the_database() -> None:
+    store = FakeStore()
+    health = Health(store)
+    request = Request({"type": "http", "method": "GET", "path": "/readyz", "headers": []})
+    assert (await health.readyz(request)).status_code == 503, "not ready before startup completes"
+    assert (await health.startupz(request)).status_code == 503
+    health.started = True
+    assert (await health.readyz(request)).status_code == 200
+    store.healthy = False
+    assert (await health.readyz(request)).status_code == 503
+    assert (await health.livez(request)).status_code == 200, "liveness ignores the database"
+
+
+def test_verified_tokens_are_remembered_only_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[str] = []
+
+    class Counting(TokenVerifier):
+        def _decode(self, token: str) -> tuple[Principal, float]:
+            decoded.append(token)
+            return super()._decode(token)
+
+    verifier = Counting(SECRET, cache_size=2)
+    token = mint_token(SECRET, "u-1", ttl=60)
+    first = verifier.verify("Bearer " + token)
+    assert verifier.verify("Bearer " + token) is first
+    assert decoded == [token], "the second use comes from the cache"
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 60 + 31)
+    verifier.verify("Bearer " + token)
+    assert decoded == [token, token], "past exp + leeway the token is verified again"
+    monkeypatch.setattr(time, "time", real_time)
+    for sub in ["a", "b", "c"]:  # more distinct tokens than the cache holds
+        assert verifier.verify("Bearer " + mint_token(SECRET, sub)).user_id == sub
+    with pytest.raises(Problem):
+        verifier.verify("Bearer " + token[:-2] + "xx")  # a tampered token is never a cache hit
+
+
+def test_client_address_trusts_forwarded_for_only_from_trusted_proxies() -> None:
+    from orderfast.http.guard import client_address, parse_networks
+
+    trusted = parse_networks("10.0.0.0/8, 127.0.0.1")
+    assert client_address("203.0.113.9", "1.2.3.4", trusted) == "203.0.113.9", "an untrusted peer is the client"
+    assert client_address("10.1.2.3", "1.2.3.4", trusted) == "1.2.3.4"
+    assert client_address("10.1.2.3", "6.6.6.6, 1.2.3.4, 10.9.9.9", trusted) == "1.2.3.4", "spoofed left hops ignored"
+    assert client_address("10.1.2.3", "10.0.0.1, 10.0.0.2", trusted) == "10.1.2.3"
+    assert client_address("10.1.2.3", "not-an-ip", trusted) == "not-an-ip"
+    assert client_address("10.1.2.3", None, trusted) == "10.1.2.3"
+    assert client_address("10.1.2.3", "1.2.3.4", []) == "10.1.2.3", "no trusted proxies: never believed"
+    with pytest.raises(ValueError):
+        parse_networks("bogus")
+
+
+@pytest.mark.anyio
+async def test_api_keys_with_underscores_in_their_secret_part_verify() -> None:
+    from orderfast.services.api_keys import ApiKeyService
+    from orderfast.services.errors import InvalidCredentials
+
+    store = FakeStoreWithKeys()
+    keys = ApiKeyService(store)  # type: ignore[arg-type]
+    for _ in range(200):  # token_urlsafe draws '_' and '-' often: every shape must verify
+        key, record = await keys.create("k", ["service"])
+        assert await keys.authenticate(key) == (f"key:{record.prefix}", frozenset({"service"}))
+    with pytest.raises(InvalidCredentials):
+        await keys.authenticate(key + "x")
+    assert await keys.revoke(record.prefix)
+    with pytest.raises(InvalidCredentials):
+        await keys.authenticate(key)
+
+
+class FakeStoreWithKeys:
+    def __init__(self) -> None:
+        self.keys: dict[str, object] = {}
+
+    async def put_api_key(self, record: object) -> None:
+        self.keys[record.prefix] = record  # type: ignore[attr-defined]
+
+    async def get_api_key(self, prefix: str) -> object:
+        return self.keys.get(prefix)
+
+    async def revoke_api_key(self, prefix: str) -> bool:
+        from dataclasses import replace
+        from datetime import UTC, datetime
+
+        record = self.keys.get(prefix)
+        if record is None:
+            return False
+        self.keys[prefix] = replace(record, revoked_at=datetime.now(UTC))  # type: ignore[type-var]
+        return True

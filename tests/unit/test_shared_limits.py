@@ -1,0 +1,70 @@
+"""Limits shared through a real Redis: one quota for every instance, all or nothing, and the
+documented behaviour when Redis is gone."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits
+
+pytestmark = pytest.mark.anyio
+
+
+def limits(url: str, prefix: str, **kw: object) -> SharedRateLimits:
+    client = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return SharedRateLimits(client, [("user", 5, 3600.0, 5), ("ip", 1000, 1.0, 1000)], prefix=prefix, **kw)  # type: ignore[arg-type]
+
+
+async def test_instances_share_one_quota(redis_url: str) -> None:
+    prefix = f"test-rl:{uuid.uuid4().hex[:8]}:"
+    a, b = limits(redis_url, prefix), limits(redis_url, prefix)
+    try:
+        admitted = 0
+        for i in range(12):
+            decisions = await (a if i % 2 else b).acquire(["u", "1.2.3.4"])
+            assert decisions is not None
+            admitted += all(d is not None and d.allowed for d in decisions)
+        assert admitted == 5, "one quota across both instances, not five each"
+        denied = await a.acquire(["u", "1.2.3.4"])
+        assert denied is not None and denied[0] is not None
+        assert (denied[0].policy, denied[0].allowed, denied[0].remaining) == ("user", False, 0)
+        assert 700 <= denied[0].retry_after <= 721, "the next token in 12 minutes"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_refusal_takes_nothing_from_the_other_policies(redis_url: str) -> None:
+    prefix = f"test-rl:{uuid.uuid4().hex[:8]}:"
+    client = aioredis.Redis.from_url(redis_url)
+    shared = SharedRateLimits(client, [("user", 10, 3600.0, 10), ("ip", 1, 3600.0, 1)], prefix=prefix)
+    try:
+        first = await shared.acquire(["u", "ip-1"])
+        assert first is not None and all(d is not None and d.allowed for d in first)
+        second = await shared.acquire(["u", "ip-1"])
+        assert second is not None and [d.allowed for d in second if d] == [True, False]
+        third = await shared.acquire(["u", None])
+        assert third is not None and third[1] is None and third[0] is not None
+        assert third[0].remaining == 8, "the refused request cost the user nothing"
+    finally:
+        await shared.close()
+
+
+async def test_unreachable_redis_fails_open_or_closed_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    dead = "redis://127.0.0.1:1/0"
+    open_ = limits(dead, "x:")
+    closed = limits(dead, "x:", fail_open=False)
+    try:
+        with caplog.at_level(logging.ERROR, logger="orderfast.ratelimit"):
+            assert await open_.acquire(["u", "ip"]) is None
+            assert await open_.acquire(["u", "ip"]) is None
+        assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1, "logged once"
+        with pytest.raises(RateLimiterUnavailable):
+            await closed.acquire(["u", "ip"])
+    finally:
+        await open_.close()
+        await closed.close()
