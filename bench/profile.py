@@ -1,0 +1,136 @@
+"""py-spy flame graph of a worker under load: `make profile` (or `python bench/profile.py`).
+
+Starts one Granian worker on the embedded store, drives it with wrk (quotes by default: the pure
+CPU hot path; `--scenario create` for create-order), and records the worker with
+`py-spy record --native`, so Rust frames from `orderfast._core` appear by name (the release
+profile keeps line tables). Writes bench/results/profile-<scenario>.svg.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import Server  # noqa: E402
+
+LUA = {
+    "quote": """
+local token, body
+function init(args)
+  token = args[1]
+  local f = assert(io.open(args[2], "rb")); body = f:read("*a"); f:close()
+end
+function request()
+  return wrk.format("POST", "/v1/quotes", {["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/json"}, body)
+end
+""",
+}
+
+
+def worker_pid(server: Server) -> int:
+    assert server.proc is not None
+    children = subprocess.run(
+        ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(children[0])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=["quote", "create"], default="quote")
+    ap.add_argument("--duration", type=int, default=15)
+    ap.add_argument("--connections", type=int, default=16)
+    args = ap.parse_args()
+    for tool in ("wrk", "py-spy"):
+        if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists():
+            sys.exit(f"{tool} is not installed")
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = ROOT / "bench" / "results" / f"profile-{args.scenario}.svg"
+    out.parent.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "ORDERFAST_RATELIMIT_USER": "1000000000/1",
+            "ORDERFAST_RATELIMIT_IP": "1000000000/1",
+            "ORDERFAST_TAX_RATES": "standard=20",
+        }
+        server = Server(Path(tmp), env, workers=1)
+        server.start()
+        try:
+            with server.client("admin", "admin") as admin:
+                for i in range(5):
+                    admin.put(
+                        f"/v1/products/P-{i}",
+                        json={
+                            "name": f"P{i}",
+                            "price": "12.34",
+                            "currency": "USD",
+                            "stock": 10**9,
+                            "tax_class": "standard",
+                        },
+                    ).raise_for_status()
+            body = Path(tmp) / "body.json"
+            body.write_bytes(
+                orjson.dumps({"currency": "USD", "items": [{"sku": f"P-{i}", "quantity": 2} for i in range(5)]})
+            )
+            if args.scenario == "quote":
+                script = Path(tmp) / "quote.lua"
+                script.write_text(LUA["quote"])
+            else:
+                script = ROOT / "bench" / "create_order.lua"
+            pid = worker_pid(server)
+            wrk = subprocess.Popen(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{args.connections}",
+                    f"-d{args.duration + 4}s",
+                    "-s",
+                    str(script),
+                    server.base_url,
+                    "--",
+                    server.token("profiler"),
+                    str(body),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(2)  # let the load reach a steady state before sampling (not a synchronisation)
+            subprocess.run(
+                [
+                    py_spy,
+                    "record",
+                    "--native",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(args.duration),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "flamegraph",
+                    "--output",
+                    str(out),
+                ],
+                check=True,
+                env={**os.environ},
+            )
+            wrk.wait()
+        finally:
+            server.stop()
+    print(f"flame graph: {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
