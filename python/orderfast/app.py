@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Route
 
 from orderfast import _core
 from orderfast.config import ConfigError, Settings
@@ -16,7 +17,7 @@ from orderfast.http.api_keys import ApiKeyEndpoints
 from orderfast.http.auth import TokenVerifier, load_public_keys
 from orderfast.http.catalog import CatalogEndpoints
 from orderfast.http.errors import EXCEPTION_HANDLERS
-from orderfast.http.guard import V1Guard
+from orderfast.http.guard import RoutePolicies, V1Guard
 from orderfast.http.health import Health
 from orderfast.http.lifecycle import LifecycleEndpoints
 from orderfast.http.openapi import OpenApiEndpoints
@@ -48,8 +49,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_bytes=settings.idempotency_max_bytes,
     )
     user, ip = settings.ratelimit_user, settings.ratelimit_ip
-    limits = _core.RateLimitPolicies(
-        [("user", user.quota, user.period, user.burst), ("ip", ip.quota, ip.period, ip.burst)]
+    policies = RoutePolicies(
+        [
+            ("user", "user", user.quota, user.period, user.burst, ()),
+            ("ip", "ip", ip.quota, ip.period, ip.burst, ()),
+            *(
+                (p.name, p.key, p.quota.quota, p.quota.period, p.quota.burst, p.routes)
+                for p in settings.ratelimit_policies
+            ),
+        ]
     )
     catalog_service = CatalogService(store, catalog, settings.tax_rates)
     order_service = OrderService(store, catalog, idempotency, catalog_service.refresh)
@@ -59,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.redis_url is not None:
         shared_limits = SharedRateLimits(
             aioredis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=0.25, socket_connect_timeout=0.25),
-            [("user", user.quota, user.period, user.burst), ("ip", ip.quota, ip.period, ip.burst)],
+            policies.spec,
             fail_open=settings.ratelimit_fail_open,
         )
     health = Health(store)
@@ -117,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *OpenApiEndpoints().routes(),
         *LifecycleEndpoints(lifecycle, store, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
+    _check_policy_routes(policies, routes)
     return Starlette(
         routes=routes,
         middleware=[
@@ -124,8 +133,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(
                 V1Guard,
                 verifier=verifier,
-                limits=limits,
-                quotas=[(user.quota, user.period), (ip.quota, ip.period)],
+                policies=policies,
                 trusted_proxies=settings.trusted_proxies,
                 api_keys=api_keys,
                 shared=shared_limits,
@@ -134,3 +142,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+
+
+def _check_policy_routes(policies: RoutePolicies, routes: Sequence[BaseRoute]) -> None:
+    """A finer rate-limit policy whose routes match no route is a typo: refuse to start."""
+    matched: set[int] = set()
+    for route in routes:
+        if isinstance(route, Route):
+            for method in route.methods or ():
+                matched |= policies.matches_any(method, route.path)
+    for i, name in enumerate(policies.names):
+        if policies.patterns[i] and i not in matched:
+            raise ConfigError(f"ORDERFAST_RATELIMIT_FILE: policy {name!r} names no route this server has")

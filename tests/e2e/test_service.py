@@ -124,6 +124,60 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(behind_proxy: Serve
         assert assert_quota_exceeded(again)["violated-policies"] == ["ip"], "the right-most untrusted hop counts"
 
 
+def test_refused_credentials_cost_the_client_address_its_quota(behind_proxy: Server) -> None:
+    guesser = {"x-forwarded-for": "203.0.113.50"}
+    with httpx.Client(base_url=behind_proxy.base_url) as c:
+        first = c.get("/v1/orders", headers={**guesser, "authorization": "Bearer guess-1"})
+        assert first.status_code == 401 and first.headers["ratelimit-policy"] == '"ip";q=1;w=3600'
+        second = c.get("/v1/orders", headers={**guesser, "x-api-key": "of_guess_2"})
+        assert assert_quota_exceeded(second)["violated-policies"] == ["ip"], "guessing is limited like anything else"
+    with behind_proxy.client("honest") as c:
+        assert c.get("/v1/orders", headers=guesser).status_code == 429, "the address's quota is spent"
+        assert c.get("/v1/orders", headers={"x-forwarded-for": "203.0.113.51"}).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def route_limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    policy_file = tmp_path_factory.mktemp("policies") / "limits.toml"
+    policy_file.write_text(
+        "[policies.checkout]\n"
+        'limit = "2/3600"\nburst = 2\nkey = "user"\nroutes = ["POST /v1/orders"]\n'
+        "[policies.lookups]\n"
+        'limit = "100/1"\nkey = "ip"\nroutes = ["GET /v1/orders/*"]\n'
+    )
+    env = {"ORDERFAST_RATELIMIT_USER": "10/3600", "ORDERFAST_RATELIMIT_USER_BURST": "10"}
+    with running(tmp_path_factory, {**env, "ORDERFAST_RATELIMIT_FILE": str(policy_file)}, workers=1) as srv:
+        yield srv
+
+
+def user_remaining(r: httpx.Response) -> int:
+    first = r.headers["ratelimit"].split(",")[0]
+    assert first.startswith('"user";r=')
+    return int(first.split(";")[1][2:])
+
+
+def test_finer_policies_from_the_file_apply_to_their_routes_only(route_limited: Server) -> None:
+    with route_limited.client(f"u-{uuid.uuid4().hex[:6]}") as c:
+        listing = c.get("/v1/orders")
+        assert listing.headers["ratelimit-policy"] == '"user";q=10;w=3600, "ip";q=1000000;w=1'
+        lookup = c.get(f"/v1/orders/{uuid.uuid4()}")
+        assert lookup.headers["ratelimit-policy"].endswith(', "lookups";q=100;w=1')
+        assert '"lookups";r=' in lookup.headers["ratelimit"]
+        # The guard decides before the body is read: an empty body costs a token like any other.
+        posts = [c.post("/v1/orders", json={}, headers={"idempotency-key": f"k-{i}"}) for i in range(2)]
+        assert [p.status_code for p in posts] == [422, 422]
+        assert posts[1].headers["ratelimit-policy"].endswith(', "checkout";q=2;w=3600')
+        assert '"checkout";r=0;' in posts[1].headers["ratelimit"]
+        before = user_remaining(posts[1])
+        refused = c.post("/v1/orders", json={}, headers={"idempotency-key": "k-3"})
+        assert assert_quota_exceeded(refused)["violated-policies"] == ["checkout"]
+        assert 1800 <= int(refused.headers["retry-after"]) <= 1801, "2 per hour: a token every 30 minutes"
+        after = c.get("/v1/orders")
+        assert after.status_code == 200, "the other routes of the same user are untouched"
+        # All or nothing: the refused request took no token from the user's default policy.
+        assert user_remaining(after) == before - 1
+
+
 def test_security_headers_on_every_response(server: Server) -> None:
     with server.client("u-sec") as c:
         for r in [c.get("/livez"), c.get("/v1/orders"), c.get("/v1/nothing"), c.post("/v1/orders", content=b"{")]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -54,31 +55,100 @@ def _trusted(address: str, trusted: Iterable[Network]) -> bool:
     return any(ip in net for net in trusted)
 
 
+class RoutePolicies:
+    """Which named policies apply to a request, and how each is keyed.
+
+    One Rust ``RateLimitPolicies`` holds every policy, so a request takes tokens from all the
+    policies of its route group or from none. The defaults, ``user`` and ``ip``, apply to every
+    guarded route; a finer policy applies where one of its ``METHOD /v1/path`` patterns matches.
+    """
+
+    def __init__(self, policies: Sequence[tuple[str, str, int, float, int, Sequence[tuple[str, str]]]]) -> None:
+        """``policies``: (name, key, quota, period_seconds, burst, routes) each; routes empty means
+        every route. ``key`` is "user" or "ip"."""
+        self.names = [p[0] for p in policies]
+        self.spec = [(name, quota, period, burst) for name, _, quota, period, burst, _ in policies]
+        self.kinds = [p[1] for p in policies]
+        self.quotas = [p[2] for p in policies]
+        self.headers = [f'"{name}";q={quota};w={_seconds(period)}' for name, _, quota, period, _, _ in policies]
+        self.patterns = [
+            [
+                (method, re.compile("/".join("[^/]+" if seg == "*" else re.escape(seg) for seg in path.split("/"))))
+                for method, path in routes
+            ]
+            for *_, routes in policies
+        ]
+        self._groups: dict[tuple[str, str], Group] = {}
+        self._by_mask: dict[tuple[bool, ...], Group] = {}
+        # Failed authentication is charged to the ip default alone: guessing keys costs quota.
+        self.anonymous = self._group(
+            tuple(kind == "ip" and not patterns for kind, patterns in zip(self.kinds, self.patterns, strict=True))
+        )
+
+    def group(self, method: str, path: str) -> Group:
+        """The policies for this request (cached for up to 4096 method/path pairs)."""
+        found = self._groups.get((method, path))
+        if found is None:
+            mask = tuple(
+                not patterns or any(m in ("*", method) and rx.fullmatch(path) for m, rx in patterns)
+                for patterns in self.patterns
+            )
+            found = self._group(mask)
+            if len(self._groups) < 4096:
+                self._groups[(method, path)] = found
+        return found
+
+    def _group(self, mask: tuple[bool, ...]) -> Group:
+        found = self._by_mask.get(mask)
+        if found is None:
+            found = self._by_mask[mask] = Group(
+                tuple(kind if on else None for kind, on in zip(self.kinds, mask, strict=True)),
+                ", ".join(h for h, on in zip(self.headers, mask, strict=True) if on).encode(),
+            )
+        return found
+
+    def matches_any(self, method: str, template: str) -> set[int]:
+        """Indexes of the finer policies that have a pattern matching a route template (whose
+        ``{param}`` segments stand for any segment)."""
+        probe = "/".join("x" if seg.startswith("{") else seg for seg in template.split("/"))
+        return {
+            i
+            for i, patterns in enumerate(self.patterns)
+            if any(m in ("*", method) and rx.fullmatch(probe) for m, rx in patterns)
+        }
+
+
+class Group:
+    """The policies of one route group: per policy "user", "ip" or None (does not apply)."""
+
+    __slots__ = ("kinds", "policy_header")
+
+    def __init__(self, kinds: tuple[str | None, ...], policy_header: bytes) -> None:
+        self.kinds = kinds
+        self.policy_header = policy_header
+
+    def keys(self, user: str | None, ip: str | None) -> list[str | None]:
+        return [user if kind == "user" else ip if kind == "ip" else None for kind in self.kinds]
+
+
 class V1Guard:
     def __init__(
         self,
         app: ASGIApp,
         verifier: TokenVerifier,
-        limits: _core.RateLimitPolicies,
-        quotas: Sequence[tuple[int, float]],
+        policies: RoutePolicies,
         trusted_proxies: Sequence[Network] = (),
         api_keys: ApiKeyService | None = None,
         shared: SharedRateLimits | None = None,
     ) -> None:
-        if limits.names != ["user", "ip"] or len(quotas) != 2:
-            raise ValueError("the guard expects the policies ['user', 'ip'], in that order, with their quotas")
         self.app = app
         self.verifier = verifier
-        self.limits = limits
+        self.policies = policies
+        self.limits = _core.RateLimitPolicies(policies.spec)
+        self.quotas = policies.quotas
         self.trusted = list(trusted_proxies)
         self.api_keys = api_keys
         self.shared = shared
-        # Computed once: the policies never change while the process runs.
-        self.policy_header = ", ".join(
-            f'"{name}";q={quota};w={_seconds(period)}'
-            for name, (quota, period) in zip(limits.names, quotas, strict=True)
-        ).encode()
-        self.quotas = [q for q, _ in quotas]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The payment webhook authenticates with its signature, not a bearer token.
@@ -93,6 +163,8 @@ class V1Guard:
                 api_key = value.decode("latin-1")
             elif name == b"x-forwarded-for" and self.trusted:
                 forwarded = value.decode("latin-1")
+        peer = scope.get("client")
+        ip = client_address(peer[0] if peer else None, forwarded, self.trusted)
         try:
             if api_key is not None and self.api_keys is not None:
                 try:
@@ -102,49 +174,15 @@ class V1Guard:
             else:
                 principal = self.verifier.verify(authorization)
         except Problem as refused:
-            await refused.response(scope["path"])(scope, receive, send)
+            await self._refuse(refused, ip, scope, receive, send)
             return
-        peer = scope.get("client")
-        ip = client_address(peer[0] if peer else None, forwarded, self.trusted)
-        keys = [principal.user_id, ip]
-        decisions: Sequence[Any] = self.limits.acquire(keys)
-        if self.shared is not None and all(d is None or d.allowed for d in decisions):
-            # The worker's own limiter let it through: now the limit shared by every instance.
-            try:
-                shared = await self.shared.acquire(keys)
-            except RateLimiterUnavailable:
-                unavailable = Problem(
-                    503,
-                    "rate-limiter-unavailable",
-                    "Service unavailable",
-                    "retry shortly",
-                    headers={"retry-after": "1"},
-                )
-                await unavailable.response(scope["path"])(scope, receive, send)
-                return
-            if shared is not None:  # None: Redis is down and the choice is to fail open
-                decisions = shared
-        fields = [
-            (b"ratelimit-policy", self.policy_header),
-            (b"ratelimit", self._remaining(decisions)),
-        ]
-        denied = [d for d in decisions if d is not None and not d.allowed]
-        if denied:
-            # The earliest moment a retry can succeed, rounded up: never earlier than that.
-            retry_after = max(1, math.ceil(max(d.retry_after for d in denied)))
-            names = [d.policy for d in denied]
-            problem = Problem(
-                429,
-                "quota-exceeded",
-                "Quota exceeded",
-                f"the {' and '.join(names)} quota is exhausted; retry in {retry_after} s",
-                headers={"retry-after": str(retry_after), **{k.decode(): v.decode() for k, v in fields}},
-                extra={"violated-policies": names},
-                type_uri=QUOTA_EXCEEDED,
-            )
-            await problem.response(scope["path"])(scope, receive, send)
+        group = self.policies.group(scope["method"], scope["path"])
+        outcome = await self._decide(group, group.keys(principal.user_id, ip))
+        if isinstance(outcome, Problem):
+            await outcome.response(scope["path"])(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
+        fields = outcome
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -152,6 +190,51 @@ class V1Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_fields)
+
+    async def _refuse(self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refused credentials still cost the client address its quota, so that guessing tokens
+        or keys is as limited as anything else; past the quota the answer is a 429."""
+        group = self.policies.anonymous
+        outcome = await self._decide(group, group.keys(None, ip))
+        if isinstance(outcome, Problem):
+            refused = outcome
+        else:
+            refused.headers.update({k.decode(): v.decode() for k, v in outcome})
+        await refused.response(scope["path"])(scope, receive, send)
+
+    async def _decide(self, group: Group, keys: list[str | None]) -> list[tuple[bytes, bytes]] | Problem:
+        """Takes the tokens: the header fields to add to the response, or the problem to answer."""
+        decisions: Sequence[Any] = self.limits.acquire(keys)
+        if self.shared is not None and all(d is None or d.allowed for d in decisions):
+            # The worker's own limiter let it through: now the limit shared by every instance.
+            try:
+                shared = await self.shared.acquire(keys)
+            except RateLimiterUnavailable:
+                return Problem(
+                    503,
+                    "rate-limiter-unavailable",
+                    "Service unavailable",
+                    "retry shortly",
+                    headers={"retry-after": "1"},
+                )
+            if shared is not None:  # None: Redis is down and the choice is to fail open
+                decisions = shared
+        fields = [(b"ratelimit-policy", group.policy_header), (b"ratelimit", self._remaining(decisions))]
+        denied = [d for d in decisions if d is not None and not d.allowed]
+        if not denied:
+            return fields
+        # The earliest moment a retry can succeed, rounded up: never earlier than that.
+        retry_after = max(1, math.ceil(max(d.retry_after for d in denied)))
+        names = [d.policy for d in denied]
+        return Problem(
+            429,
+            "quota-exceeded",
+            "Quota exceeded",
+            f"the {' and '.join(names)} quota is exhausted; retry in {retry_after} s",
+            headers={"retry-after": str(retry_after), **{k.decode(): v.decode() for k, v in fields}},
+            extra={"violated-policies": names},
+            type_uri=QUOTA_EXCEEDED,
+        )
 
     def _remaining(self, decisions: Sequence[Any]) -> bytes:
         items = []
