@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from orderfast import _core
 from orderfast.config import ConfigError, Settings
@@ -34,6 +35,18 @@ from orderfast.services.cluster_limits import SharedRateLimits
 from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.orders import OrderService
 from orderfast.store import make_store
+
+
+class OrderfastApp(Starlette):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # The exception table has answered a 500 problem and logged the error (frames, no source
+        # lines, no SQL). Starlette re-raises it for the server to log, and the server would print
+        # a whole traceback: it stops here instead.
+        with contextlib.suppress(Exception):
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -126,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *LifecycleEndpoints(lifecycle, store, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
     _check_policy_routes(policies, routes)
-    return Starlette(
+    return OrderfastApp(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),

@@ -13,6 +13,7 @@ from orderfast import _core
 from orderfast.domain.lifecycle import InvalidTransition
 from orderfast.http.problems import Problem
 from orderfast.services.errors import InvalidInputError, NotFoundError, OutOfStockError
+from orderfast.store import UNAVAILABLE
 from orderfast.store.base import ConstraintViolation
 
 log = logging.getLogger("orderfast.http")
@@ -106,6 +107,18 @@ def _invalid_transition(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
+def _unavailable(request: Request, exc: Exception) -> Response:
+    # Logged without frames: an outage is an expected event, not a bug to debug.
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return Problem(
+        503,
+        "store-unavailable",
+        "Service unavailable",
+        "the database cannot be reached; retry (with the same Idempotency-Key)",
+        headers={"retry-after": "1"},
+    ).response(request.url.path)
+
+
 def _internal(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Problem(500, "internal", "Internal server error").response()
@@ -123,5 +136,6 @@ EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
     ConstraintViolation: _constraint,
     NotFoundError: _not_found,
     InvalidTransition: _invalid_transition,
+    **dict.fromkeys(UNAVAILABLE, _unavailable),
     Exception: _internal,
 }

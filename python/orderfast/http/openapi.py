@@ -252,9 +252,12 @@ def _op(
     }
     if not public and not signed:
         op["security"] = [{"bearer": []}, {"apiKey": []}]
-        op["responses"].update(_problems(401, 429))
-    elif public or signed:
+        # 503: the database (or, with fail-closed shared limits, Redis) cannot be reached.
+        op["responses"].update(_problems(401, 429, 503))
+    else:
         op["security"] = []
+    if signed:
+        op["responses"].update(_problems(503))
     if created:  # PUT answers 201 when it created the resource, 200 when it replaced it
         op["responses"]["201"] = {**success, "description": "created"}
     if body:
