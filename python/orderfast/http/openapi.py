@@ -1,12 +1,15 @@
-"""The published contract: OpenAPI 3.1 at /openapi.json and a self-contained docs page at /docs.
+"""The published contract: OpenAPI 3.1 at /openapi.json, and docs pages that work offline.
 
 The spec is written here, by hand, next to the routes; a test compares the two so neither can
-drift. The docs page is rendered on the server from the spec: no script, no CDN, no external URL.
+drift. ``/docs`` is Swagger UI served from the swagger-ui-py wheel (no CDN); ``/docs/reference``
+is the same contract rendered on the server as plain HTML, with no script at all.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from orderfast import __version__
+from orderfast.http.problems import Problem
 
 MONEY = {"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["199.00"]}
 CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}
@@ -400,7 +404,11 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/startupz": {"get": _op("Start-up finished", [], (200, "Health"), (503,), public=True)},
     "/openapi.json": {"get": _op("This document", [], (200, None), (), public=True)},
-    "/docs": {"get": _op("Human-readable documentation", [], (200, None), (), public=True)},
+    "/docs": {"get": _op("Interactive documentation (Swagger UI, served locally)", [], (200, None), (), public=True)},
+    "/docs/reference": {"get": _op("The contract as plain HTML, no script", [], (200, None), (), public=True)},
+    "/docs/assets/{name}": {
+        "get": _op("The docs page's scripts and styles", [], (200, None), (404,), params=[_path("name")], public=True)
+    },
 }
 
 
@@ -443,20 +451,85 @@ def _docs_html(doc: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+# The docs page: Swagger UI from the swagger-ui-py wheel, served by this process, so it works
+# offline. The page and its initializer are ours (no inline script: the CSP allows 'self' only);
+# validatorUrl null keeps Swagger UI from calling its public validator.
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+}
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>orderfast API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+</head>
+<body>
+<noscript>This page needs JavaScript; <a href="/docs/reference">/docs/reference</a> is the same contract as
+plain HTML, and <a href="/openapi.json">/openapi.json</a> the machine-readable one.</noscript>
+<div id="swagger-ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/assets/init.js"></script>
+</body>
+</html>
+"""
+DOCS_INIT = """window.addEventListener("load", function () {
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: "#swagger-ui",
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout",
+    validatorUrl: null,
+    deepLinking: true,
+    persistAuthorization: false
+  });
+});
+"""
+
+
+def load_docs_assets() -> dict[str, tuple[bytes, str]]:
+    """The Swagger UI files, read once. Found without importing swagger_ui (which would pull in
+    its template engine for nothing)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed; it ships the /docs assets")
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
+    assets = {name: ((static / name).read_bytes(), kind) for name, kind in DOCS_ASSETS.items()}
+    assets["init.js"] = (DOCS_INIT.encode(), "text/javascript; charset=utf-8")
+    return assets
+
+
 class OpenApiEndpoints:
     def __init__(self) -> None:
         self._doc = spec()
         self._json = orjson.dumps(self._doc)
         self._html = _docs_html(self._doc)
+        self._assets = load_docs_assets()
 
     def routes(self) -> list[Route]:
         return [
             Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/docs", self.docs, methods=["GET"]),
+            Route("/docs/reference", self.reference, methods=["GET"]),
+            Route("/docs/assets/{name}", self.asset, methods=["GET"]),
         ]
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._json, media_type="application/json")
 
     async def docs(self, request: Request) -> Response:
+        return HTMLResponse(DOCS_PAGE)
+
+    async def reference(self, request: Request) -> Response:
         return HTMLResponse(self._html)
+
+    async def asset(self, request: Request) -> Response:
+        found = self._assets.get(request.path_params["name"])
+        if found is None:
+            raise Problem(404, "not-found", "Not found", "no such docs asset")
+        body, kind = found
+        # Versioned with the package: a day in caches is safe.
+        return Response(body, headers={"content-type": kind, "cache-control": "public, max-age=86400"})
