@@ -47,3 +47,21 @@ def test_every_schema_reference_resolves() -> None:
     text = repr(doc)
     for name in re.findall(r"#/components/schemas/(\w+)", text):
         assert name in doc["components"]["schemas"], name
+
+
+def test_operation_ids_are_unique_and_every_link_targets_one_with_its_parameters() -> None:
+    doc = spec()
+    ops = {op["operationId"]: (path, op) for path, methods in doc["paths"].items() for op in methods.values()}
+    assert len(ops) == sum(len(methods) for methods in doc["paths"].values()), "one id per operation"
+    links = [
+        link
+        for methods in doc["paths"].values()
+        for op in methods.values()
+        for response in op["responses"].values()
+        for link in response.get("links", {}).values()
+    ]
+    assert len(links) >= 6
+    for link in links:
+        path, _ = ops[link["operationId"]]
+        for name in link["parameters"]:
+            assert f"{{{name}}}" in path, (link, path)

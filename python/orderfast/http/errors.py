@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from orderfast import _core
 from orderfast.domain.lifecycle import InvalidTransition
@@ -83,7 +84,19 @@ def _mismatch(request: Request, exc: Exception) -> Response:
 def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    return Problem(exc.status_code, slug, exc.detail, headers=exc.headers).response(request.url.path)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods; a path served by several
+        # routes (GET and POST /v1/orders) must list them all (RFC 9110 §15.5.6).
+        path = request.url.path
+        allowed = {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.path_regex.fullmatch(path)
+            for method in route.methods or ()
+        }
+        headers["allow"] = ", ".join(sorted(allowed))
+    return Problem(exc.status_code, slug, exc.detail, headers=headers).response(request.url.path)
 
 
 def _constraint(request: Request, exc: Exception) -> Response:

@@ -60,6 +60,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["currency", "items"],
+        # The demo catalog's products (orderfast migrate --seed-demo).
+        "examples": [{"currency": "USD", "items": [{"sku": "SKU-1", "quantity": 2}, {"sku": "SKU-3", "quantity": 1}]}],
         "properties": {
             "currency": CURRENCY,
             "items": {
@@ -410,6 +412,69 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("The docs page's scripts and styles", [], (200, None), (404,), params=[_path("name")], public=True)
     },
 }
+
+
+OPERATION_IDS = {
+    ("post", "/v1/orders"): "createOrder",
+    ("get", "/v1/orders"): "listOrders",
+    ("get", "/v1/orders/{order_id}"): "getOrder",
+    ("post", "/v1/orders/{order_id}/cancel"): "cancelOrder",
+    ("post", "/v1/orders/{order_id}/refunds"): "refundOrder",
+    ("post", "/v1/quotes"): "quoteOrder",
+    ("put", "/v1/products/{sku}"): "putProduct",
+    ("get", "/v1/products/{sku}"): "getProduct",
+    ("put", "/v1/coupons/{code}"): "putCoupon",
+    ("get", "/v1/coupons/{code}"): "getCoupon",
+    ("put", "/v1/promotions/{promotion_id}"): "putPromotion",
+    ("get", "/v1/promotions/{promotion_id}"): "getPromotion",
+    ("post", "/v1/payments/webhook"): "paymentWebhook",
+    ("get", "/v1/events"): "listEvents",
+    ("post", "/v1/api-keys"): "createApiKey",
+    ("get", "/v1/api-keys"): "listApiKeys",
+    ("delete", "/v1/api-keys/{prefix}"): "revokeApiKey",
+    ("get", "/livez"): "livez",
+    ("get", "/readyz"): "readyz",
+    ("get", "/startupz"): "startupz",
+    ("get", "/openapi.json"): "openapi",
+    ("get", "/docs"): "docs",
+    ("get", "/docs/reference"): "docsReference",
+    ("get", "/docs/assets/{name}"): "docsAsset",
+}
+
+# What a client can do next with what an answer returned (OpenAPI links): codegen and stateful
+# testers (schemathesis' stateful phase) follow them.
+_ORDER = {"order_id": "$response.body#/id"}
+LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("post", "/v1/orders", "201"): {
+        "GetOrder": ("getOrder", _ORDER),
+        "CancelOrder": ("cancelOrder", _ORDER),
+        "RefundOrder": ("refundOrder", _ORDER),
+    },
+    ("post", "/v1/api-keys", "201"): {"RevokeApiKey": ("revokeApiKey", {"prefix": "$response.body#/prefix"})},
+    **{
+        ("put", f"/v1/{kind}/{{{param}}}", status): {f"Get{name}": (f"get{name}", {param: f"$request.path.{param}"})}
+        for kind, param, name in (
+            ("products", "sku", "Product"),
+            ("coupons", "code", "Coupon"),
+            ("promotions", "promotion_id", "Promotion"),
+        )
+        for status in ("200", "201")
+    },
+}
+
+
+def _annotate(paths: dict[str, dict[str, Any]]) -> None:
+    for (method, path), operation_id in OPERATION_IDS.items():
+        paths[path][method]["operationId"] = operation_id
+    for (method, path, status), links in LINKS.items():
+        response = paths[path][method]["responses"][status]
+        paths[path][method]["responses"][status] = {
+            **response,
+            "links": {name: {"operationId": target, "parameters": params} for name, (target, params) in links.items()},
+        }
+
+
+_annotate(PATHS)
 
 
 def spec() -> dict[str, Any]:

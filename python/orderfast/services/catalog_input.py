@@ -121,8 +121,8 @@ def parse_product(sku: str, doc: Any, tax_classes: Callable[[str], bool]) -> Pro
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LEN:
         errors.append(("/name", "invalid", f"a non-empty string of at most {MAX_NAME_LEN} characters"))
     currency = _currency(doc, errors)
-    if "price" not in doc:
-        errors.append(("/price", "required", "price is required"))
+    if doc.get("price") is None:  # absent or null
+        errors.append(("/price", "required", 'price is required, a decimal string such as "19.99"'))
     price = _amount(doc, "price", currency, errors, positive=False)
     stock = doc.get("stock")
     if not isinstance(stock, int) or isinstance(stock, bool) or not 0 <= stock <= MAX_STOCK:
