@@ -41,7 +41,9 @@ def test_v1_requires_a_valid_bearer_token(server: Server) -> None:
 def test_unknown_routes_and_methods_are_problems(server: Server) -> None:
     with server.client("u-1") as c:
         assert_problem(c.get("/v1/nothing-here"), 404, "not-found")
-        assert_problem(c.delete("/v1/orders"), 405, "method-not-allowed")
+        not_allowed = c.delete("/v1/orders")
+        assert_problem(not_allowed, 405, "method-not-allowed")
+        assert not_allowed.headers["allow"] == "GET, HEAD, POST", "every method the path serves"
 
 
 @pytest.fixture(scope="module")
