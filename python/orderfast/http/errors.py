@@ -84,7 +84,7 @@ def _mismatch(request: Request, exc: Exception) -> Response:
 def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    headers = dict(exc.headers or {})
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
     if exc.status_code == 405:
         # Starlette names only the first matching route's methods; a path served by several
         # routes (GET and POST /v1/orders) must list them all (RFC 9110 §15.5.6).
