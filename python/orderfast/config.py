@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "ORDERFAST_"
+# Settings that may hold a secret: each can also be read from a file named by <NAME>_FILE.
+SECRET_SETTINGS = frozenset({"DATABASE_URL", "JWT_SECRET", "WEBHOOK_SECRET", "REDIS_URL"})
 
 
 class ConfigError(ValueError):
@@ -256,6 +258,16 @@ class Settings:
 
         def get(name: str) -> str | None:
             value = env.get(ENV_PREFIX + name)
+            if name in SECRET_SETTINGS and (path := env.get(f"{ENV_PREFIX}{name}_FILE")):
+                # Docker and Kubernetes secrets arrive as files: ORDERFAST_JWT_SECRET_FILE=/run/secrets/jwt.
+                if value:
+                    raise ConfigError(f"set {ENV_PREFIX}{name} or {ENV_PREFIX}{name}_FILE, not both")
+                try:
+                    value = Path(path).read_text().strip()
+                except OSError as e:
+                    raise ConfigError(f"{ENV_PREFIX}{name}_FILE: cannot read {path}: {e.strerror}") from None
+                if not value:
+                    raise ConfigError(f"{ENV_PREFIX}{name}_FILE: {path} is empty")
             return value if value not in (None, "") else None
 
         defaults = cls()

@@ -85,3 +85,29 @@ def test_tax_table_is_parsed_exactly() -> None:
 def test_bad_tax_tables_are_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="ORDERFAST_TAX_RATES"):
         Settings.from_env({"ORDERFAST_TAX_RATES": value})
+
+
+def test_secrets_can_come_from_files(tmp_path: Path) -> None:
+    (tmp_path / "jwt").write_text("f1le-s3cret" * 4 + "\n")
+    (tmp_path / "db").write_text("postgresql://app:pw@db/orders\n")
+    s = Settings.from_env(
+        {"ORDERFAST_JWT_SECRET_FILE": str(tmp_path / "jwt"), "ORDERFAST_DATABASE_URL_FILE": str(tmp_path / "db")}
+    )
+    assert s.resolve_jwt_secret().reveal() == "f1le-s3cret" * 4, "trailing newline stripped"
+    assert s.database_url is not None and s.database_url.reveal() == "postgresql://app:pw@db/orders"
+    assert "f1le" not in repr(s) and "pw@" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"ORDERFAST_JWT_SECRET": "x" * 40, "ORDERFAST_JWT_SECRET_FILE": "{dir}/jwt"}, "not both"),
+        ({"ORDERFAST_WEBHOOK_SECRET_FILE": "{dir}/missing"}, "cannot read"),
+        ({"ORDERFAST_REDIS_URL_FILE": "{dir}/empty"}, "is empty"),
+    ],
+)
+def test_secret_files_are_refused_with_a_reason(tmp_path: Path, env: dict[str, str], complaint: str) -> None:
+    (tmp_path / "jwt").write_text("y" * 40)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match=complaint):
+        Settings.from_env({k: v.format(dir=tmp_path) for k, v in env.items()})
