@@ -282,3 +282,37 @@ async def test_price_snapshot_is_stored_with_the_order(store: Store) -> None:
     order = replace(base.order, lines=(line,), subtotal=999, discount=100, tax=180, total=1079, tax_inclusive=True)
     await store.create_orders([NewOrder(order=order, event=base.event, idempotency=base.idempotency)])
     assert await store.get_order(order.id) == order
+
+
+async def test_one_batch_decides_each_order_on_its_own(store: Store) -> None:
+    await put(store, "SKU-A", stock=3)
+    await put(store, "SKU-B", stock=10)
+    await store.put_coupon(CouponSpec("ONCE", "USD", amount_off=100, max_redemptions=1))
+    first = new_order(key="k-a", lines=(("SKU-A", 2, 500),))
+    twin = new_order(key="k-a", lines=(("SKU-A", 1, 500),))
+    too_big = new_order(key="k-big", lines=(("SKU-B", 1, 500), ("SKU-A", 2, 500)))
+    # The key's first holder in this batch is refused, so it leaves no record: this one gets its own try.
+    big_twin = new_order(key="k-big", lines=(("SKU-B", 1, 500),))
+    with_coupon = [coupon_order("ONCE", f"cc-{i}") for i in range(2)]
+    with_coupon = [
+        NewOrder(replace(n.order, lines=too_big.order.lines[:1]), n.event, n.idempotency) for n in with_coupon
+    ]
+    unknown = new_order(lines=(("NOPE", 1, 500),))
+    last = new_order(lines=(("SKU-A", 1, 500),))
+    outcomes = await store.create_orders([first, twin, too_big, big_twin, *with_coupon, unknown, last])
+    assert outcomes[0] == Created(first.order.id)
+    assert isinstance(outcomes[1], Duplicate) and outcomes[1].existing.order_id == first.order.id
+    assert outcomes[2:] == [
+        OutOfStock("SKU-A"),
+        Created(big_twin.order.id),
+        Created(with_coupon[0].order.id),
+        CouponExhausted("ONCE"),
+        OutOfStock("NOPE"),
+        Created(last.order.id),
+    ]
+    assert (await stock(store, "SKU-A"), await stock(store, "SKU-B")) == (0, 8), "refused orders reserved nothing"
+    coupon = await store.get_coupon("ONCE")
+    assert coupon is not None and coupon.redemptions == 1
+    assert await store.get_order(too_big.order.id) is None
+    stored = await store.get_order(big_twin.order.id)
+    assert stored is not None and stored.lines == big_twin.order.lines

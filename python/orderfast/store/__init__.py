@@ -31,6 +31,8 @@ def make_store(settings: Settings) -> Store:
             settings.database_url.reveal(),
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            group_max=settings.group_commit_max,
+            group_inflight=settings.group_commit_inflight,
         )
     from orderfast.store.sqlite import SqliteStore
 

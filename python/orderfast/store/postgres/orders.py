@@ -27,111 +27,91 @@ ORDER_COLUMNS = (
 LIFECYCLE_COLUMNS = "cancel_reason, captured_minor, refunded_minor, review, last_sequence"
 LINE_COLUMNS = "sku, name, quantity, unit_price_minor, discount_minor, tax_minor, total_minor, tax_rate"
 
-_INSERT_IDEMPOTENCY = """
-INSERT INTO idempotency_keys (principal, key, fingerprint, status, response_body, order_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT DO NOTHING
-RETURNING true
-"""
-_REDEEM = """
-UPDATE coupons SET redemptions = redemptions + 1
-WHERE code = $1 AND (max_redemptions IS NULL OR redemptions < max_redemptions)
-RETURNING redemptions
-"""
-_RESERVE = (
-    "UPDATE products SET stock = stock - $2, reserved = reserved + $2 WHERE sku = $1 AND stock >= $2 RETURNING stock"
+_CREATE_BATCH = (
+    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 34)) + ")"
 )
 
-_INSERT_ORDER = f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-_INSERT_LINES = f"""
-INSERT INTO order_lines (order_id, line_no, {LINE_COLUMNS})
-SELECT $1, *
-FROM unnest($2::int[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[],
-            $9::bigint[], $10::text[])
-"""
-_INSERT_EVENT = """
-INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, envelope, occurred_at)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-"""
+
+async def create_batch(
+    conn: asyncpg.Connection, batch: Sequence[NewOrder], *, retry: bool = True
+) -> list[CreateOutcome]:
+    """Every order of ``batch`` in one statement, one transaction, one commit (see migration
+    0005). Each order succeeds or fails on its own; an error raised here fails the whole batch."""
+    orders_ = [new.order for new in batch]
+    idems = [new.idempotency for new in batch]
+    events = [new.event for new in batch]
+    starts: list[int] = []
+    counts: list[int] = []
+    lines: list[OrderLine] = []
+    for order in orders_:
+        starts.append(len(lines) + 1)
+        counts.append(len(order.lines))
+        lines.extend(order.lines)
+    rows = await conn.fetch(
+        _CREATE_BATCH,
+        [o.id for o in orders_],
+        [o.customer_id for o in orders_],
+        [o.status.value for o in orders_],
+        [o.currency for o in orders_],
+        [o.subtotal for o in orders_],
+        [o.discount for o in orders_],
+        [o.tax for o in orders_],
+        [o.total for o in orders_],
+        [o.coupon for o in orders_],
+        [o.tax_inclusive for o in orders_],
+        [o.created_at for o in orders_],
+        starts,
+        counts,
+        [r.principal for r in idems],
+        [r.key for r in idems],
+        [r.fingerprint for r in idems],
+        [r.status for r in idems],
+        [r.body for r in idems],
+        [e.id for e in events],
+        [e.aggregate_type for e in events],
+        [e.aggregate_id for e in events],
+        [e.sequence for e in events],
+        [e.type for e in events],
+        [orjson.dumps(e.envelope).decode() for e in events],
+        [e.occurred_at for e in events],
+        [ln.sku for ln in lines],
+        [ln.name for ln in lines],
+        [ln.quantity for ln in lines],
+        [ln.unit_price for ln in lines],
+        [ln.discount for ln in lines],
+        [ln.tax for ln in lines],
+        [ln.total for ln in lines],
+        [ln.tax_rate for ln in lines],
+    )
+    outcomes: list[CreateOutcome | None] = [None] * len(batch)
+    for i, outcome, detail in rows:
+        k = i - 1
+        if outcome == "created":
+            outcomes[k] = Created(orders_[k].id)
+        elif outcome == "out_of_stock":
+            outcomes[k] = OutOfStock(detail)
+        elif outcome == "coupon_exhausted":
+            outcomes[k] = CouponExhausted(detail)
+        else:
+            outcomes[k] = _DUPLICATE
+    done: list[CreateOutcome] = []
+    for k, outcome in enumerate(outcomes):
+        if outcome is _DUPLICATE:
+            # Committed by now: read what the key's holder stored. A holder in this same batch that
+            # failed (stock, coupon) left no record — then this order gets its own try.
+            existing = await find_idempotency(conn, idems[k].principal, idems[k].key)
+            if existing is not None:
+                outcome = Duplicate(existing)
+            elif retry:
+                outcome = (await create_batch(conn, [batch[k]], retry=False))[0]
+            else:
+                raise StoreError("idempotency record conflicted but cannot be read")
+        assert outcome is not None, "the function answers for every order"
+        done.append(outcome)
+    return done
 
 
-class _Rollback(Exception):
-    def __init__(self, outcome: CreateOutcome) -> None:
-        self.outcome = outcome
-
-
-async def create_one(conn: asyncpg.Connection, new: NewOrder, *, retry: bool = True) -> CreateOutcome:
-    order, idem, event = new.order, new.idempotency, new.event
-    try:
-        async with conn.transaction():
-            # The idempotency record first: a concurrent twin waits here on the unique index
-            # until the first commits or rolls back, and then sees the committed record.
-            inserted = await conn.fetchval(
-                _INSERT_IDEMPOTENCY,
-                idem.principal,
-                idem.key,
-                idem.fingerprint,
-                idem.status,
-                idem.body,
-                order.id,
-                order.created_at,
-            )
-            if not inserted:
-                raise _Rollback(Duplicate(IdempotencyRecord("", "", b"", 0, b"", "")))
-            if order.coupon is not None and await conn.fetchval(_REDEEM, order.coupon) is None:
-                raise _Rollback(CouponExhausted(order.coupon))
-            # Sorted by SKU: every transaction takes product row locks in the same order.
-            for line in sorted(order.lines, key=lambda ln: ln.sku):
-                if await conn.fetchval(_RESERVE, line.sku, line.quantity) is None:
-                    raise _Rollback(OutOfStock(line.sku))
-            await conn.execute(
-                _INSERT_ORDER,
-                order.id,
-                order.customer_id,
-                order.status.value,
-                order.currency,
-                order.subtotal,
-                order.discount,
-                order.tax,
-                order.total,
-                order.coupon,
-                order.tax_inclusive,
-                order.created_at,
-            )
-            lines = order.lines
-            await conn.execute(
-                _INSERT_LINES,
-                order.id,
-                list(range(1, len(lines) + 1)),
-                [ln.sku for ln in lines],
-                [ln.name for ln in lines],
-                [ln.quantity for ln in lines],
-                [ln.unit_price for ln in lines],
-                [ln.discount for ln in lines],
-                [ln.tax for ln in lines],
-                [ln.total for ln in lines],
-                [ln.tax_rate for ln in lines],
-            )
-            await conn.execute(
-                _INSERT_EVENT,
-                event.id,
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence,
-                event.type,
-                orjson.dumps(event.envelope).decode(),
-                event.occurred_at,
-            )
-    except _Rollback as rb:
-        if isinstance(rb.outcome, Duplicate):
-            existing = await find_idempotency(conn, idem.principal, idem.key)
-            if existing is None and retry:  # the holder's record vanished since: try once more
-                return await create_one(conn, new, retry=False)
-            if existing is None:
-                raise StoreError("idempotency record conflicted but cannot be read") from None
-            return Duplicate(existing)
-        return rb.outcome
-    return Created(order.id)
+_DUPLICATE = Duplicate(IdempotencyRecord("", "", b"", 0, b"", ""))
 
 
 async def find_idempotency(conn: asyncpg.Connection, principal: str, key: str) -> IdempotencyRecord | None:

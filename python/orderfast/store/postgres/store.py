@@ -34,6 +34,7 @@ from orderfast.store.base import (
     SchemaOutOfDate,
     StoreError,
 )
+from orderfast.store.group_commit import GroupCommit
 from orderfast.store.postgres import catalog, lifecycle, orders, outbox
 
 _MIGRATE_LOCK = 0x6F66_0001
@@ -42,11 +43,14 @@ _MIGRATE_LOCK = 0x6F66_0001
 class PostgresStore:
     kind = "postgres"
 
-    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, group_max: int = 64, group_inflight: int = 2
+    ) -> None:
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self.group = GroupCommit(self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size))
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -106,8 +110,11 @@ class PostgresStore:
             return False
 
     async def create_orders(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
+        return await self.group.submit(batch)
+
+    async def _create_batch(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
         async with self.pool.acquire() as conn:
-            return [await orders.create_one(conn, new) for new in batch]
+            return await orders.create_batch(conn, batch)
 
     async def get_order(self, order_id: str) -> Order | None:
         async with self.pool.acquire() as conn:

@@ -1,0 +1,97 @@
+"""Group commit: concurrent create-orders of one worker share a transaction, and its commit.
+
+A commit with ``synchronous_commit=on`` waits for a WAL flush; under load that wait, not the SQL,
+bounds how many orders a connection can commit. Requests that arrive while ``inflight`` batches are
+already being written queue up and go together in the next one (at most ``max_batch``), so the batch
+size follows the load with no added delay: an idle server writes each order at once, a busy one
+amortises a flush over many. Every caller is answered only after its batch has committed, so an
+acknowledged order is as durable as one written alone.
+
+A batch that raises (as opposed to refusing single orders, which the batch handles itself) is
+retried order by order, so that one bad order fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+log = logging.getLogger("orderfast.store")
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class GroupCommit(Generic[In, Out]):
+    def __init__(
+        self, run: Callable[[Sequence[In]], Awaitable[list[Out]]], *, max_batch: int = 64, inflight: int = 2
+    ) -> None:
+        if max_batch < 1 or inflight < 1:
+            raise ValueError("max_batch and inflight must be at least 1")
+        self._run = run
+        self._max_batch = max_batch
+        self._inflight_limit = inflight
+        self._inflight = 0
+        self._pending: list[tuple[In, asyncio.Future[Out]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0  # counters, for tests and metrics
+        self.items = 0
+
+    async def submit(self, items: Sequence[In]) -> list[Out]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in items]
+        self._pending.extend(zip(items, futures, strict=True))
+        self._start()
+        # Awaited through a shield: a caller that goes away does not take its order out of a batch
+        # that may already be committing; the order's fate is the batch's either way.
+        return [await asyncio.shield(f) for f in futures]
+
+    def _start(self) -> None:
+        while self._pending and self._inflight < self._inflight_limit:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            self._inflight += 1
+            task = asyncio.create_task(self._write(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+        try:
+            self.batches += 1
+            self.items += len(batch)
+            try:
+                outcomes = await self._run([item for item, _ in batch])
+            except Exception as e:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=e)
+                    return
+                log.warning("a batch of %d orders failed (%s); writing them one by one", len(batch), type(e).__name__)
+                await asyncio.gather(*(self._write_alone(item, future) for item, future in batch))
+                return
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                _settle(future, result=outcome)
+        except BaseException as e:  # cancelled at shutdown: nobody may wait forever
+            for _, future in batch:
+                _settle(future, error=e if isinstance(e, Exception) else asyncio.CancelledError())
+            raise
+        finally:
+            self._inflight -= 1
+            self._start()
+
+    async def _write_alone(self, item: In, future: asyncio.Future[Out]) -> None:
+        try:
+            (outcome,) = await self._run([item])
+        except Exception as e:
+            _settle(future, error=e)
+        else:
+            _settle(future, result=outcome)
+
+
+def _settle(future: asyncio.Future[Out], *, result: Out | None = None, error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]

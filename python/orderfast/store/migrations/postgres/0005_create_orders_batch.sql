@@ -1,0 +1,139 @@
+-- Create-order in one round trip, for a whole batch in one transaction (group commit).
+--
+-- The application coalesces concurrent create-orders into one call. Each order is decided on its
+-- own: a duplicate key, a missing product, too little stock or an exhausted coupon fails that order
+-- only, and leaves no trace of it. Locks are taken in one global order — coupons by code, then
+-- products by SKU — and each hot row once per batch, for the summed quantity: no deadlocks, and a
+-- flash sale costs one row update per product per batch, not per order.
+--
+-- Orders are given as parallel arrays (one element per order) and their lines as parallel arrays
+-- too, grouped by order: order i owns lines line_start[i] .. line_start[i] + line_count[i] - 1.
+-- Returns one row per order: (i, outcome, detail) with outcome 'created', 'duplicate',
+-- 'out_of_stock' (detail: the SKU) or 'coupon_exhausted' (detail: the code).
+
+CREATE FUNCTION orderfast_create_orders(
+    o_id uuid[], o_customer text[], o_status text[], o_currency text[], o_subtotal bigint[],
+    o_discount bigint[], o_tax bigint[], o_total bigint[], o_coupon text[], o_tax_inclusive boolean[],
+    o_created timestamptz[], line_start int[], line_count int[],
+    i_principal text[], i_key text[], i_fingerprint bytea[], i_status smallint[], i_body bytea[],
+    e_id uuid[], e_aggregate_type text[], e_aggregate_id uuid[], e_sequence int[], e_type text[], e_envelope text[],
+    e_occurred timestamptz[],
+    l_sku text[], l_name text[], l_quantity int[], l_unit bigint[], l_discount bigint[], l_tax bigint[],
+    l_total bigint[], l_rate text[]
+) RETURNS TABLE (i int, outcome text, detail text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    n       int := coalesce(array_length(o_id, 1), 0);
+    result  text[] := array_fill('created'::text, ARRAY[n]);
+    why     text[] := array_fill(NULL::text, ARRAY[n]);
+    skus    text[];
+    stock   bigint[];
+    taken   bigint[];
+    codes   text[];
+    left_   bigint[];
+    used    bigint[];
+    k       int;
+    j       int;
+    p       int;
+    c       int;
+BEGIN
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+    -- 1. The idempotency records, in arrival order. A concurrent twin elsewhere waits on the
+    --    unique index until this transaction ends; a twin in this batch is a duplicate at once.
+    FOR k IN 1 .. n LOOP
+        INSERT INTO idempotency_keys (principal, key, fingerprint, status, response_body, order_id, created_at)
+        VALUES (i_principal[k], i_key[k], i_fingerprint[k], i_status[k], i_body[k], o_id[k], o_created[k])
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            result[k] := 'duplicate';
+        END IF;
+    END LOOP;
+
+    -- 2. Lock what the batch needs, in the global order: coupons by code, then products by SKU.
+    SELECT coalesce(array_agg(x.code ORDER BY x.code), '{}'),
+           coalesce(array_agg(x.room ORDER BY x.code), '{}')
+      INTO codes, left_
+      FROM (SELECT cp.code,
+                   CASE WHEN cp.max_redemptions IS NULL THEN NULL
+                        ELSE cp.max_redemptions - cp.redemptions END AS room
+              FROM coupons cp
+             WHERE cp.code = ANY (o_coupon)
+             ORDER BY cp.code
+               FOR UPDATE) x;
+    used := array_fill(0::bigint, ARRAY[greatest(array_length(codes, 1), 1)]);
+    SELECT coalesce(array_agg(x.sku ORDER BY x.sku), '{}'), coalesce(array_agg(x.stock ORDER BY x.sku), '{}')
+      INTO skus, stock
+      FROM (SELECT pr.sku, pr.stock
+              FROM products pr
+             WHERE pr.sku = ANY (l_sku)
+             ORDER BY pr.sku
+               FOR UPDATE) x;
+    taken := array_fill(0::bigint, ARRAY[greatest(array_length(skus, 1), 1)]);
+
+    -- 3. Decide each order in arrival order against what is left.
+    FOR k IN 1 .. n LOOP
+        CONTINUE WHEN result[k] <> 'created';
+        IF o_coupon[k] IS NOT NULL THEN
+            c := array_position(codes, o_coupon[k]);
+            IF c IS NULL OR (left_[c] IS NOT NULL AND used[c] >= left_[c]) THEN
+                result[k] := 'coupon_exhausted';
+                why[k] := o_coupon[k];
+                CONTINUE;
+            END IF;
+        END IF;
+        FOR j IN line_start[k] .. line_start[k] + line_count[k] - 1 LOOP
+            p := array_position(skus, l_sku[j]);
+            IF p IS NULL OR stock[p] - taken[p] < l_quantity[j] THEN
+                result[k] := 'out_of_stock';
+                why[k] := l_sku[j];
+                EXIT;
+            END IF;
+        END LOOP;
+        CONTINUE WHEN result[k] <> 'created';
+        FOR j IN line_start[k] .. line_start[k] + line_count[k] - 1 LOOP
+            p := array_position(skus, l_sku[j]);
+            taken[p] := taken[p] + l_quantity[j];
+        END LOOP;
+        IF o_coupon[k] IS NOT NULL THEN
+            used[c] := used[c] + 1;
+        END IF;
+    END LOOP;
+
+    -- 4. Write: each locked row once, then the created orders, their lines and events.
+    UPDATE products pr
+       SET stock = pr.stock - t.q, reserved = pr.reserved + t.q
+      FROM unnest(skus, taken[1:array_length(skus, 1)]) AS t(sku, q)
+     WHERE pr.sku = t.sku AND t.q > 0;
+    UPDATE coupons cp
+       SET redemptions = cp.redemptions + t.q
+      FROM unnest(codes, used[1:array_length(codes, 1)]) AS t(code, q)
+     WHERE cp.code = t.code AND t.q > 0;
+    -- An order refused for stock or coupon leaves no idempotency record (a retry may succeed).
+    DELETE FROM idempotency_keys ik
+     USING generate_subscripts(o_id, 1) AS s(k)
+     WHERE result[s.k] IN ('out_of_stock', 'coupon_exhausted')
+       AND ik.principal = i_principal[s.k] AND ik.key = i_key[s.k] AND ik.order_id = o_id[s.k];
+    INSERT INTO orders (id, customer_id, status, currency, subtotal_minor, discount_minor, tax_minor,
+                        total_minor, coupon_code, tax_inclusive, created_at)
+    SELECT o_id[s.k], o_customer[s.k], o_status[s.k], o_currency[s.k], o_subtotal[s.k], o_discount[s.k],
+           o_tax[s.k], o_total[s.k], o_coupon[s.k], o_tax_inclusive[s.k], o_created[s.k]
+      FROM generate_subscripts(o_id, 1) AS s(k)
+     WHERE result[s.k] = 'created';
+    INSERT INTO order_lines (order_id, line_no, sku, name, quantity, unit_price_minor, discount_minor,
+                             tax_minor, total_minor, tax_rate)
+    SELECT o_id[s.k], g.x - line_start[s.k] + 1, l_sku[g.x], l_name[g.x], l_quantity[g.x], l_unit[g.x],
+           l_discount[g.x], l_tax[g.x], l_total[g.x], l_rate[g.x]
+      FROM generate_subscripts(o_id, 1) AS s(k),
+           generate_series(line_start[s.k], line_start[s.k] + line_count[s.k] - 1) AS g(x)
+     WHERE result[s.k] = 'created';
+    INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, envelope, occurred_at)
+    SELECT e_id[s.k], e_aggregate_type[s.k], e_aggregate_id[s.k], e_sequence[s.k], e_type[s.k],
+           e_envelope[s.k]::jsonb, e_occurred[s.k]
+      FROM generate_subscripts(o_id, 1) AS s(k)
+     WHERE result[s.k] = 'created';
+
+    RETURN QUERY SELECT s.k, result[s.k], why[s.k] FROM generate_subscripts(o_id, 1) AS s(k);
+END
+$$;

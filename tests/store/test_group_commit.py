@@ -1,0 +1,69 @@
+"""Group commit: concurrent create-orders share PostgreSQL transactions, each order still on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from orderfast.store.base import Created
+from orderfast.store.group_commit import GroupCommit
+from orderfast.store.postgres import PostgresStore
+from tests.store.test_contract import new_order, put, stock
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_orders_arriving_during_a_write_go_together_in_the_next(pg_store: PostgresStore) -> None:
+    pg_store.group = GroupCommit(pg_store._create_batch, max_batch=64, inflight=1)
+    await put(pg_store, "HOT", stock=1000)
+    orders = [new_order(customer=f"c-{i}", lines=(("HOT", 1, 100),)) for i in range(40)]
+    outcomes = await asyncio.gather(*(pg_store.create_orders([n]) for n in orders))
+    assert [o for (o,) in outcomes] == [Created(n.order.id) for n in orders]
+    # The first order is written alone; the other 39 queue behind it and share one transaction.
+    assert (pg_store.group.batches, pg_store.group.items) == (2, 40)
+    assert await stock(pg_store, "HOT") == 960
+    assert all(await asyncio.gather(*(pg_store.get_order(n.order.id) for n in orders)))
+
+
+async def test_max_batch_bounds_a_transaction(pg_store: PostgresStore) -> None:
+    pg_store.group = GroupCommit(pg_store._create_batch, max_batch=8, inflight=1)
+    await put(pg_store, "SKU-A", stock=1000)
+    orders = [new_order(customer=f"c-{i}", key=f"k-{i}") for i in range(25)]
+    await asyncio.gather(*(pg_store.create_orders([n]) for n in orders))
+    assert pg_store.group.batches == 4, "1, then 8 + 8 + 8"
+
+
+def runner(log: list[list[str]]) -> GroupCommit[str, str]:
+    async def run(batch: Sequence[str]) -> list[str]:
+        log.append(list(batch))
+        await asyncio.sleep(0)
+        if "bad" in batch:
+            raise RuntimeError("constraint broken")
+        return [f"ok:{item}" for item in batch]
+
+    return GroupCommit(run, max_batch=10, inflight=1)
+
+
+async def test_a_batch_that_raises_is_retried_order_by_order() -> None:
+    log: list[list[str]] = []
+    group = runner(log)
+    results = await asyncio.gather(*(group.submit([x]) for x in ["a", "b", "bad", "c"]), return_exceptions=True)
+    assert results[0] == ["ok:a"] and results[1] == ["ok:b"] and results[3] == ["ok:c"]
+    assert isinstance(results[2], RuntimeError), "only the bad order fails"
+    assert log[:2] == [["a"], ["b", "bad", "c"]] and sorted(map(tuple, log[2:])) == [("b",), ("bad",), ("c",)]
+
+
+async def test_a_caller_that_goes_away_leaves_its_order_in_the_batch() -> None:
+    log: list[list[str]] = []
+    group = runner(log)
+    first = asyncio.create_task(group.submit(["x"]))
+    leaver = asyncio.create_task(group.submit(["y"]))
+    await asyncio.sleep(0)
+    leaver.cancel()
+    assert await first == ["ok:x"]
+    with pytest.raises(asyncio.CancelledError):
+        await leaver
+    await asyncio.gather(*group._tasks)  # the batch that was queued before the caller left
+    assert log == [["x"], ["y"]], "the order was written although its caller left"
