@@ -36,4 +36,4 @@ def make_store(settings: Settings) -> Store:
         )
     from orderfast.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path)
+    return SqliteStore(settings.sqlite_path, group_max=settings.group_commit_max)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -32,98 +33,111 @@ class _Rollback(Exception):
         self.outcome = outcome
 
 
-def create_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
-    order, idem, event = new.order, new.idempotency, new.event
+def create_batch(conn: sqlite3.Connection, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
+    """The whole batch in one transaction — one commit, one fsync — each order inside its own
+    savepoint, so a refused order leaves nothing behind and does not touch its neighbours. An
+    unexpected error rolls the whole batch back and is raised (the caller retries order by order)."""
+    outcomes: list[CreateOutcome] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        # The idempotency record first: a duplicate key costs no stock work at all.
-        cur = conn.execute(
-            "INSERT INTO idempotency_keys (principal, key, fingerprint, status, response_body, "
-            "order_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (
-                idem.principal,
-                idem.key,
-                idem.fingerprint,
-                idem.status,
-                idem.body,
-                order.id,
-                to_ms(order.created_at),
-            ),
-        )
-        if cur.rowcount == 0:
-            existing = find_idempotency(conn, idem.principal, idem.key)
-            assert existing is not None
-            raise _Rollback(Duplicate(existing))
-        if order.coupon is not None:
-            cur = conn.execute(
-                "UPDATE coupons SET redemptions = redemptions + 1 WHERE code = ? "
-                "AND (max_redemptions IS NULL OR redemptions < max_redemptions)",
-                (order.coupon,),
-            )
-            if cur.rowcount == 0:
-                raise _Rollback(CouponExhausted(order.coupon))
-        # Sorted by SKU: every transaction takes product locks in the same order.
-        for line in sorted(order.lines, key=lambda ln: ln.sku):
-            cur = conn.execute(
-                "UPDATE products SET stock = stock - ?, reserved = reserved + ? WHERE sku = ? AND stock >= ?",
-                (line.quantity, line.quantity, line.sku, line.quantity),
-            )
-            if cur.rowcount == 0:
-                raise _Rollback(OutOfStock(line.sku))
-        conn.execute(
-            f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                order.id,
-                order.customer_id,
-                order.status.value,
-                order.currency,
-                order.subtotal,
-                order.discount,
-                order.tax,
-                order.total,
-                order.coupon,
-                int(order.tax_inclusive),
-                to_ms(order.created_at),
-            ),
-        )
-        conn.executemany(
-            f"INSERT INTO order_lines (order_id, line_no, {LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    order.id,
-                    i,
-                    ln.sku,
-                    ln.name,
-                    ln.quantity,
-                    ln.unit_price,
-                    ln.discount,
-                    ln.tax,
-                    ln.total,
-                    ln.tax_rate,
-                )
-                for i, ln in enumerate(order.lines, 1)
-            ],
-        )
-        conn.execute(
-            "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, "
-            "envelope, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.id,
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence,
-                event.type,
-                orjson.dumps(event.envelope).decode(),
-                to_ms(event.occurred_at),
-            ),
-        )
+        for new in batch:
+            conn.execute("SAVEPOINT one_order")
+            try:
+                outcomes.append(_write_one(conn, new))
+            except _Rollback as rb:
+                conn.execute("ROLLBACK TO one_order")
+                outcomes.append(rb.outcome)
+            conn.execute("RELEASE one_order")
         conn.execute("COMMIT")
-    except _Rollback as rb:
-        conn.execute("ROLLBACK")
-        return rb.outcome
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return outcomes
+
+
+def _write_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
+    order, idem, event = new.order, new.idempotency, new.event
+    # The idempotency record first: a duplicate key costs no stock work at all.
+    cur = conn.execute(
+        "INSERT INTO idempotency_keys (principal, key, fingerprint, status, response_body, "
+        "order_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (
+            idem.principal,
+            idem.key,
+            idem.fingerprint,
+            idem.status,
+            idem.body,
+            order.id,
+            to_ms(order.created_at),
+        ),
+    )
+    if cur.rowcount == 0:
+        existing = find_idempotency(conn, idem.principal, idem.key)
+        assert existing is not None
+        raise _Rollback(Duplicate(existing))
+    if order.coupon is not None:
+        cur = conn.execute(
+            "UPDATE coupons SET redemptions = redemptions + 1 WHERE code = ? "
+            "AND (max_redemptions IS NULL OR redemptions < max_redemptions)",
+            (order.coupon,),
+        )
+        if cur.rowcount == 0:
+            raise _Rollback(CouponExhausted(order.coupon))
+    # Sorted by SKU: every transaction takes product locks in the same order.
+    for line in sorted(order.lines, key=lambda ln: ln.sku):
+        cur = conn.execute(
+            "UPDATE products SET stock = stock - ?, reserved = reserved + ? WHERE sku = ? AND stock >= ?",
+            (line.quantity, line.quantity, line.sku, line.quantity),
+        )
+        if cur.rowcount == 0:
+            raise _Rollback(OutOfStock(line.sku))
+    conn.execute(
+        f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            order.id,
+            order.customer_id,
+            order.status.value,
+            order.currency,
+            order.subtotal,
+            order.discount,
+            order.tax,
+            order.total,
+            order.coupon,
+            int(order.tax_inclusive),
+            to_ms(order.created_at),
+        ),
+    )
+    conn.executemany(
+        f"INSERT INTO order_lines (order_id, line_no, {LINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                order.id,
+                i,
+                ln.sku,
+                ln.name,
+                ln.quantity,
+                ln.unit_price,
+                ln.discount,
+                ln.tax,
+                ln.total,
+                ln.tax_rate,
+            )
+            for i, ln in enumerate(order.lines, 1)
+        ],
+    )
+    conn.execute(
+        "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, "
+        "envelope, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.id,
+            event.aggregate_type,
+            event.aggregate_id,
+            event.sequence,
+            event.type,
+            orjson.dumps(event.envelope).decode(),
+            to_ms(event.occurred_at),
+        ),
+    )
     return Created(order.id)
 
 

@@ -43,6 +43,7 @@ from orderfast.store.base import (
     SchemaOutOfDate,
     StoreError,
 )
+from orderfast.store.group_commit import GroupCommit
 from orderfast.store.sqlite import catalog, lifecycle, orders, outbox
 from orderfast.store.sqlite.codec import from_ms, opt_from_ms, to_ms
 
@@ -52,9 +53,11 @@ T = TypeVar("T")
 class SqliteStore:
     kind = "sqlite"
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 10_000, group_max: int = 64) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
+        # One writer thread, so one batch in flight: orders arriving meanwhile share the next commit.
+        self.group = GroupCommit(self._create_batch, max_batch=group_max, inflight=1)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
 
@@ -117,7 +120,10 @@ class SqliteStore:
             return False
 
     async def create_orders(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
-        return await self._run(lambda conn: [orders.create_one(conn, new) for new in batch])
+        return await self.group.submit(batch)
+
+    async def _create_batch(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
+        return await self._run(lambda conn: orders.create_batch(conn, batch))
 
     async def get_order(self, order_id: str) -> Order | None:
         return await self._run(lambda conn: orders.get_order(conn, order_id))
