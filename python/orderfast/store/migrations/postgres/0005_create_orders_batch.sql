@@ -111,10 +111,12 @@ BEGIN
       FROM unnest(codes, used[1:array_length(codes, 1)]) AS t(code, q)
      WHERE cp.code = t.code AND t.q > 0;
     -- An order refused for stock or coupon leaves no idempotency record (a retry may succeed).
-    DELETE FROM idempotency_keys ik
-     USING generate_subscripts(o_id, 1) AS s(k)
-     WHERE result[s.k] IN ('out_of_stock', 'coupon_exhausted')
-       AND ik.principal = i_principal[s.k] AND ik.key = i_key[s.k] AND ik.order_id = o_id[s.k];
+    -- (One primary-key delete per refused order: a join here would scan the whole table.)
+    FOR k IN 1 .. n LOOP
+        CONTINUE WHEN result[k] NOT IN ('out_of_stock', 'coupon_exhausted');
+        DELETE FROM idempotency_keys ik
+         WHERE ik.principal = i_principal[k] AND ik.key = i_key[k] AND ik.order_id = o_id[k];
+    END LOOP;
     INSERT INTO orders (id, customer_id, status, currency, subtotal_minor, discount_minor, tax_minor,
                         total_minor, coupon_code, tax_inclusive, created_at)
     SELECT o_id[s.k], o_customer[s.k], o_status[s.k], o_currency[s.k], o_subtotal[s.k], o_discount[s.k],
