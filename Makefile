@@ -39,9 +39,17 @@ fmt: ## format Rust and Python
 	$(BIN)/ruff format python tests bench
 	$(BIN)/ruff check --fix python tests bench
 
-bench: build ## core micro-benchmarks (pytest-benchmark), then the HTTP load measurement
+bench-tools: build
+	$(BIN)/pip install -q 'matplotlib>=3.8'
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+	@command -v pgbench >/dev/null || { echo "pgbench is missing: apt-get install postgresql-contrib" >&2; exit 1; }
+
+bench: bench-tools ## core micro-benchmarks, then the full load harness (~15 min; bench/results/)
 	$(BIN)/pytest bench -q --benchmark-enable --benchmark-columns=min,median,mean,ops,rounds
-	$(BIN)/python bench/load.py
+	$(BIN)/python bench/harness.py
+
+bench-quick: bench-tools ## the load harness in under 2 minutes (short single runs, fewer scenarios)
+	$(BIN)/python bench/harness.py --quick
 
 profile: build ## py-spy --native flame graph of a worker under load (bench/results/profile-quote.svg)
 	$(BIN)/python bench/profile.py
@@ -49,4 +57,4 @@ profile: build ## py-spy --native flame graph of a worker under load (bench/resu
 clean: ## remove build outputs and local data
 	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so
 
-.PHONY: help build run test lint fmt bench profile clean
+.PHONY: help build run test lint fmt bench bench-tools bench-quick profile clean

@@ -193,6 +193,7 @@ async def run(url: str, rate: float, duration: float, make: Callable[[int], byte
     for conn in idle:
         if conn.transport is not None:
             conn.transport.close()
+    await asyncio.sleep(0)  # let the transports finish closing before the loop does
     return result
 
 
