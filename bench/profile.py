@@ -1,14 +1,18 @@
 """py-spy flame graph of a worker under load: `make profile` (or `python bench/profile.py`).
 
-Starts one Granian worker on the embedded store, drives it with wrk (quotes by default: the pure
-CPU hot path; `--scenario create` for create-order), and records the worker with
-`py-spy record --native`, so Rust frames from `orderfast._core` appear by name (the release
-profile keeps line tables). Writes bench/results/profile-<scenario>.svg.
+Starts one Granian worker (on the embedded store, or `--store postgres` on a fresh PostgreSQL
+database seeded as bench/harness.py seeds it), drives it with wrk (quotes by default: the pure CPU
+hot path; `--scenario create` for create-order), and records the worker with `py-spy record
+--native`, so Rust frames from `orderfast._core` appear by name (the release profile keeps line
+tables). Writes bench/results/profile-<scenario>[-postgres].svg.
+
+    python bench/profile.py --scenario create --store postgres --connections 64
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import subprocess
@@ -22,6 +26,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from tests.e2e.conftest import Server  # noqa: E402
 
 LUA = {
@@ -52,12 +57,14 @@ def main() -> None:
     ap.add_argument("--scenario", choices=["quote", "create"], default="quote")
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     args = ap.parse_args()
     for tool in ("wrk", "py-spy"):
         if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists():
             sys.exit(f"{tool} is not installed")
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    out = ROOT / "bench" / "results" / f"profile-{args.scenario}.svg"
+    suffix = "-postgres" if args.store == "postgres" else ""
+    out = ROOT / "bench" / "results" / f"profile-{args.scenario}{suffix}.svg"
     out.parent.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -65,7 +72,14 @@ def main() -> None:
             "ORDERFAST_RATELIMIT_IP": "1000000000/1",
             "ORDERFAST_TAX_RATES": "standard=20",
         }
+        dsn = None
+        if args.store == "postgres":
+            dsn = asyncio.run(harness.fresh_database(f"orderfast_profile_{os.getpid()}"))
+            env["ORDERFAST_DATABASE_URL"] = dsn
         server = Server(Path(tmp), env, workers=1)
+        if dsn is not None:
+            server.cli("migrate")
+            asyncio.run(harness.seed(dsn))  # the wide catalog and an order history, as the harness has
         server.start()
         try:
             with server.client("admin", "admin") as admin:
@@ -81,9 +95,8 @@ def main() -> None:
                         },
                     ).raise_for_status()
             body = Path(tmp) / "body.json"
-            body.write_bytes(
-                orjson.dumps({"currency": "USD", "items": [{"sku": f"P-{i}", "quantity": 2} for i in range(5)]})
-            )
+            skus = [f"W-{i:05d}" for i in (11, 2222, 4444)] if dsn else [f"P-{i}" for i in range(5)]
+            body.write_bytes(orjson.dumps({"currency": "USD", "items": [{"sku": s, "quantity": 2} for s in skus]}))
             if args.scenario == "quote":
                 script = Path(tmp) / "quote.lua"
                 script.write_text(LUA["quote"])
@@ -129,6 +142,8 @@ def main() -> None:
             wrk.wait()
         finally:
             server.stop()
+            if dsn is not None:
+                asyncio.run(harness._drop(dsn))
     print(f"flame graph: {out.relative_to(ROOT)}")
 
 

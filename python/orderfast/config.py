@@ -252,7 +252,7 @@ class Settings:
     ratelimit_fail_open: bool = True  # with Redis limits: what to do when Redis is unreachable
     ratelimit_policies: tuple[RatePolicy, ...] = ()  # finer policies per route group, from a TOML file
     group_commit_max: int = 64  # most create-orders per PostgreSQL transaction (1: one order per commit)
-    group_commit_inflight: int = 2  # create-order transactions in flight per worker
+    group_commit_inflight: int = 1  # create-order transactions in flight per worker
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -336,7 +336,7 @@ class Settings:
             ratelimit_policies=load_rate_policies(Path(f)) if (f := get("RATELIMIT_FILE")) else (),
             group_commit_max=_int(g, "ORDERFAST_GROUP_COMMIT_MAX", minimum=1) if (g := get("GROUP_COMMIT_MAX")) else 64,
             group_commit_inflight=(
-                _int(g, "ORDERFAST_GROUP_COMMIT_INFLIGHT", minimum=1) if (g := get("GROUP_COMMIT_INFLIGHT")) else 2
+                _int(g, "ORDERFAST_GROUP_COMMIT_INFLIGHT", minimum=1) if (g := get("GROUP_COMMIT_INFLIGHT")) else 1
             ),
             trusted_proxies=_networks(get("TRUSTED_PROXIES")),
             jwt_public_keys=tuple(x.strip() for x in (get("JWT_PUBLIC_KEYS") or "").split(",") if x.strip()),

@@ -44,7 +44,7 @@ class PostgresStore:
     kind = "postgres"
 
     def __init__(
-        self, dsn: str, *, min_size: int = 2, max_size: int = 10, group_max: int = 64, group_inflight: int = 2
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, group_max: int = 64, group_inflight: int = 1
     ) -> None:
         self._dsn = dsn
         self._min_size = min_size
