@@ -51,8 +51,9 @@ bench: bench-tools ## core micro-benchmarks, then the full load harness (~15 min
 bench-quick: bench-tools ## the load harness in under 2 minutes (short single runs, fewer scenarios)
 	$(BIN)/python bench/harness.py --quick
 
-profile: build ## py-spy --native flame graph of a worker under load (bench/results/profile-quote.svg)
+profile: build ## py-spy --native flame graphs under load: quote (SQLite), create-order (PostgreSQL) in bench/results/
 	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/profile.py --scenario create --store postgres --connections 64
 
 clean: ## remove build outputs and local data
 	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so

@@ -2,8 +2,8 @@
 
 Starts ``orderfast serve`` on loopback for each store, seeds a catalog with ample stock, warms up,
 then runs wrk (closed loop) with a unique Idempotency-Key per request. Writes JSON and Markdown to
-bench/results/. Closed-loop wrk latencies undercount queueing (coordinated omission); the
-open-loop harness is future work, so read the P99 here as indicative.
+bench/results/. Closed-loop wrk latencies undercount queueing (coordinated omission): for latency
+as clients see it, and for the peers, use bench/harness.py.
 
     python bench/load.py --store sqlite --store postgres --duration 15 --connections 32
 """
