@@ -44,9 +44,9 @@ class GroupCommit(Generic[In, Out]):
         futures = [loop.create_future() for _ in items]
         self._pending.extend(zip(items, futures, strict=True))
         self._start()
-        # Awaited through a shield: a caller that goes away does not take its order out of a batch
-        # that may already be committing; the order's fate is the batch's either way.
-        return [await asyncio.shield(f) for f in futures]
+        # A caller that goes away cancels only its own wait: its order stays in the batch that may
+        # already be committing (or in the queue), and the outcome is simply not delivered.
+        return [await f for f in futures]
 
     def _start(self) -> None:
         while self._pending and self._inflight < self._inflight_limit:
