@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from orderfast.http.auth import Principal
 from orderfast.http.guard import PRINCIPAL
@@ -30,6 +30,53 @@ class BodyLimits:
     timeout: float = 10.0
 
 
+class BodyDeadlines:
+    """The body-read deadline of every request of this worker, enforced by one sweeper task.
+
+    A request costs a dict insert and a delete instead of a timer of its own (``asyncio.timeout``
+    was 8 % of a quote's samples under load). The sweeper wakes every ``min(0.25, timeout / 4)``
+    seconds while any request is reading its body, and exits when none is.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._interval = 0.25
+
+    def enter(self, timeout: float) -> asyncio.Task[Any]:
+        task = asyncio.current_task()
+        assert task is not None, "a request runs in a task"
+        loop = task.get_loop()
+        self._due[task] = loop.time() + timeout
+        self._interval = min(self._interval, timeout / 4)
+        if self._sweeper is None or self._sweeper.done() or self._sweeper.get_loop() is not loop:
+            self._sweeper = loop.create_task(self._sweep())
+        return task
+
+    def leave(self, task: asyncio.Task[Any]) -> bool:
+        """Forgets the task; True when its deadline is what cancelled it."""
+        self._due.pop(task, None)
+        if task in self._expired:
+            self._expired.discard(task)
+            return True
+        return False
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._due:
+            await asyncio.sleep(self._interval)
+            now = loop.time()
+            for task, due in list(self._due.items()):
+                if due <= now:
+                    del self._due[task]
+                    self._expired.add(task)
+                    task.cancel()
+
+
+DEADLINES = BodyDeadlines()
+
+
 async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
     """The raw body, refused with 413 past the size limit, 408 past the time limit and 415 unless
     it is JSON."""
@@ -44,17 +91,31 @@ async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
         raise _too_large(limit)
     chunks = []
     size = 0
+    receive = request.receive
+    # A body trickling in (slowloris on the body) is cut off: the whole body within the timeout.
+    task = DEADLINES.enter(body_timeout)
     try:
-        # A body trickling in (slowloris on the body) is cut off: the whole body within the timeout.
-        async with asyncio.timeout(body_timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise Problem(408, "request-timeout", "Request timeout", f"send the body within {body_timeout:g} s") from None
-    return b"".join(chunks)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except asyncio.CancelledError:
+        if DEADLINES.leave(task):
+            task.uncancel()
+            raise Problem(
+                408, "request-timeout", "Request timeout", f"send the body within {body_timeout:g} s"
+            ) from None
+        raise
+    finally:
+        DEADLINES.leave(task)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def read_json_document(request: Request, limits: BodyLimits, *, empty: Any = None) -> Any:
