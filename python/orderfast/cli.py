@@ -320,6 +320,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as e:
         print(f"orderfast: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`orderfast apikey create | head -1`): what it read was printed;
+        # point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

@@ -99,3 +99,24 @@ def test_apikey_commands(tmp_path: Path) -> None:
     (stored,) = db.execute("SELECT key_hash FROM api_keys").fetchone()
     db.close()
     assert key.encode() not in stored and len(stored) == 32, "only the SHA-256 is stored"
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    """`orderfast apikey create | head -0`: stdout closed before the key is printed."""
+    assert orderfast(tmp_path, "migrate").returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the child's first write fails with EPIPE
+    env = {**os.environ, "ORDERFAST_DATA_DIR": str(tmp_path / "data")}
+    env.pop("ORDERFAST_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "orderfast", "apikey", "create", "--role", "service"],
+        env=env,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(write_end)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
