@@ -25,6 +25,18 @@ CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}
 ID = {"type": "string", "format": "uuid"}
 SKU = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 TIME = {"type": "string", "format": "date-time"}
+# A percentage as a decimal string with at most 6 decimals; the value must be above 0 and at most 100.
+PERCENT = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]{1,6})?$",
+    "description": "above 0 and at most 100, exact to a millionth of a percent",
+    "examples": ["15", "12.5"],
+}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field: null is accepted and means the same as leaving it out."""
+    return {**schema, "type": [schema["type"], "null"]}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -158,14 +170,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["currency"],
+        "description": "exactly one of percent_off and amount_off is set",
         "properties": {
             "currency": CURRENCY,
-            "percent_off": {"type": "string"},
-            "amount_off": MONEY,
-            "min_subtotal": MONEY,
-            "skus": {"type": "array", "items": SKU},
-            "expires_at": TIME,
-            "max_redemptions": {"type": "integer", "minimum": 1},
+            "percent_off": _nullable(PERCENT),
+            "amount_off": _nullable(MONEY),
+            "min_subtotal": _nullable(MONEY),
+            "skus": _nullable({"type": "array", "items": SKU, "minItems": 1, "maxItems": 1000}),
+            "expires_at": _nullable(TIME),
+            "max_redemptions": _nullable({"type": "integer", "minimum": 1, "maximum": 10**12}),
         },
     },
     "Coupon": {"type": "object", "properties": {"code": {"type": "string"}, "redemptions": {"type": "integer"}}},
@@ -174,11 +187,11 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["skus", "percent_off"],
         "properties": {
-            "skus": {"type": "array", "items": SKU, "minItems": 1},
-            "percent_off": {"type": "string"},
-            "min_quantity": {"type": "integer", "minimum": 1},
-            "starts_at": TIME,
-            "ends_at": TIME,
+            "skus": {"type": "array", "items": SKU, "minItems": 1, "maxItems": 1000},
+            "percent_off": PERCENT,
+            "min_quantity": _nullable({"type": "integer", "minimum": 1, "maximum": 10_000}),
+            "starts_at": _nullable(TIME),
+            "ends_at": _nullable(TIME),
         },
     },
     "Promotion": {"type": "object", "properties": {"id": {"type": "string"}}},
@@ -212,7 +225,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["name", "roles"],
-        "properties": {"name": {"type": "string"}, "roles": {"type": "array", "items": {"enum": ["service", "admin"]}}},
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+            "roles": {"type": "array", "items": {"enum": ["service", "admin"]}, "minItems": 1},
+        },
     },
     "ApiKey": {"type": "object", "properties": {"prefix": {"type": "string"}, "key": {"type": "string"}}},
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
