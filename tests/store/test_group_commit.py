@@ -67,3 +67,12 @@ async def test_a_caller_that_goes_away_leaves_its_order_in_the_batch() -> None:
         await leaver
     await asyncio.gather(*group._tasks)  # the batch that was queued before the caller left
     assert log == [["x"], ["y"]], "the order was written although its caller left"
+
+
+async def test_a_batch_of_one_is_one_order_per_commit(pg_store: PostgresStore) -> None:
+    pg_store.group = GroupCommit(pg_store._create_batch, max_batch=1, inflight=1)
+    await put(pg_store, "SKU-A", stock=5)
+    orders = [new_order(customer=f"c-{i}", key=f"k-{i}", lines=(("SKU-A", 1, 500),)) for i in range(7)]
+    outcomes = [o for (o,) in await asyncio.gather(*(pg_store.create_orders([n]) for n in orders))]
+    assert sum(isinstance(o, Created) for o in outcomes) == 5 and pg_store.group.batches == 7
+    assert await stock(pg_store, "SKU-A") == 0

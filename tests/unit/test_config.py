@@ -111,3 +111,12 @@ def test_secret_files_are_refused_with_a_reason(tmp_path: Path, env: dict[str, s
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError, match=complaint):
         Settings.from_env({k: v.format(dir=tmp_path) for k, v in env.items()})
+
+
+def test_group_commit_settings() -> None:
+    assert (Settings.from_env({}).group_commit_max, Settings.from_env({}).group_commit_inflight) == (64, 1)
+    s = Settings.from_env({"ORDERFAST_GROUP_COMMIT_MAX": "1", "ORDERFAST_GROUP_COMMIT_INFLIGHT": "3"})
+    assert (s.group_commit_max, s.group_commit_inflight) == (1, 3)
+    for bad in ("0", "x"):
+        with pytest.raises(ConfigError, match="ORDERFAST_GROUP_COMMIT_MAX"):
+            Settings.from_env({"ORDERFAST_GROUP_COMMIT_MAX": bad})
