@@ -22,27 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from tests.e2e.conftest import Server  # noqa: E402  (reuses the real-server fixture code)
-
-PG_ADMIN = os.environ.get("ORDERFAST_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-async def fresh_pg_database() -> str:
-    name = f"orderfast_bench_{os.getpid()}"
-    conn = await asyncpg.connect(PG_ADMIN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
 def seed(server: Server, skus: int) -> None:
@@ -66,10 +53,12 @@ def run_wrk(server: Server, body_file: Path, duration: int, connections: int, th
             "--timeout",
             "10s",
             "-s",
-            str(ROOT / "bench" / "create_order.lua"),
+            str(ROOT / "bench" / "scenario.lua"),
             server.base_url,
             "--",
             token,
+            "create-file",
+            "0",
             str(body_file),
         ],
         capture_output=True,
@@ -107,7 +96,7 @@ def main() -> None:
         for store in stores:
             env = {"ORDERFAST_RATELIMIT_USER": "1000000000/1", "ORDERFAST_RATELIMIT_IP": "1000000000/1"}
             if store == "postgres":
-                env["ORDERFAST_DATABASE_URL"] = asyncio.run(fresh_pg_database())
+                env["ORDERFAST_DATABASE_URL"] = asyncio.run(harness.fresh_database(f"orderfast_bench_{os.getpid()}"))
             server = Server(Path(tempfile.mkdtemp(dir=tmp)), env, workers=args.workers)
             server.start()
             try:

@@ -29,20 +29,6 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from tests.e2e.conftest import Server  # noqa: E402
 
-LUA = {
-    "quote": """
-local token, body
-function init(args)
-  token = args[1]
-  local f = assert(io.open(args[2], "rb")); body = f:read("*a"); f:close()
-end
-function request()
-  return wrk.format("POST", "/v1/quotes", {["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json"}, body)
-end
-""",
-}
-
 
 def worker_pid(server: Server) -> int:
     assert server.proc is not None
@@ -97,11 +83,7 @@ def main() -> None:
             body = Path(tmp) / "body.json"
             skus = [f"W-{i:05d}" for i in (11, 2222, 4444)] if dsn else [f"P-{i}" for i in range(5)]
             body.write_bytes(orjson.dumps({"currency": "USD", "items": [{"sku": s, "quantity": 2} for s in skus]}))
-            if args.scenario == "quote":
-                script = Path(tmp) / "quote.lua"
-                script.write_text(LUA["quote"])
-            else:
-                script = ROOT / "bench" / "create_order.lua"
+            mode = "quote-file" if args.scenario == "quote" else "create-file"
             pid = worker_pid(server)
             wrk = subprocess.Popen(
                 [
@@ -110,10 +92,12 @@ def main() -> None:
                     f"-c{args.connections}",
                     f"-d{args.duration + 4}s",
                     "-s",
-                    str(script),
+                    str(ROOT / "bench" / "scenario.lua"),
                     server.base_url,
                     "--",
                     server.token("profiler"),
+                    mode,
+                    "0",
                     str(body),
                 ],
                 stdout=subprocess.PIPE,

@@ -1,5 +1,5 @@
 -- wrk script for every closed-loop scenario of bench/harness.py.
--- args: <token> <scenario> <lines> [<order id>]
+-- args: <token> <scenario> <lines> [<order id> | <body file>]
 --   create-wide  POST /v1/orders, <lines> distinct random SKUs of 10 000, a unique Idempotency-Key
 --   create-hot   POST /v1/orders, the same 3 hot SKUs in every order (a flash sale), unique keys
 --   replay       POST /v1/orders, one fixed key and body per thread: the first creates, the rest replay
@@ -7,8 +7,10 @@
 --   list         GET /v1/orders?limit=20
 --   quote        POST /v1/quotes, <lines> random SKUs
 --   mix          60 % get, 20 % create-wide, 10 % list, 10 % quote
+--   create-file  POST /v1/orders, the body in <body file>, a unique Idempotency-Key (bench/load.py, profile.py)
+--   quote-file   POST /v1/quotes, the body in <body file>
 -- Prints one JSON line of results from done().
-local token, scenario, lines, order_id
+local token, scenario, lines, order_id, file_body
 local counter = 0
 local prefix = ""
 local threads = {}
@@ -24,6 +26,11 @@ function init(args)
   scenario = args[2]
   lines = tonumber(args[3])
   order_id = args[4]
+  if scenario == "create-file" or scenario == "quote-file" then
+    local f = assert(io.open(args[4], "rb"))
+    file_body = f:read("*a")
+    f:close()
+  end
   math.randomseed(os.time() * 1000 + id)
   prefix = tostring(id) .. "-" .. tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000)) .. "-"
 end
@@ -78,6 +85,8 @@ function request()
   if s == "get" then return get("/v1/orders/" .. order_id) end
   if s == "list" then return get("/v1/orders?limit=20") end
   if s == "quote" then return post("/v1/quotes", wide_items(lines), nil) end
+  if s == "create-file" then return post("/v1/orders", file_body, next_key()) end
+  if s == "quote-file" then return post("/v1/quotes", file_body, nil) end
   error("unknown scenario " .. s)
 end
 
