@@ -59,8 +59,11 @@ class OrderfastApp(Starlette):
         # The exception table has answered a 500 problem and logged the error (frames, no source
         # lines, no SQL). Starlette re-raises it for the server to log, and the server would print
         # a whole traceback: it stops here instead.
-        with contextlib.suppress(Exception):
+        # (try/except rather than contextlib.suppress: free when nothing is raised, on every request.)
+        try:  # noqa: SIM105
             await super().__call__(scope, receive, send)
+        except Exception:
+            pass
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
