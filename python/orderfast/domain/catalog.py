@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from orderfast import _core
 from orderfast.domain.orders import format_timestamp
+
+# Every catalog timestamp is an instant in [EARLIEST, LATEST) UTC: both stores, the wire format and
+# the Rust core (whole seconds since the epoch) hold each of them exactly. Input outside it is refused;
+# a stored row outside it (written before the rule) is skipped when loading, never fatal.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+EARLIEST_MS = 0
+LATEST_MS = int(LATEST.timestamp()) * 1000
+
+
+def in_range(ts: datetime) -> bool:
+    return EARLIEST <= ts < LATEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +95,19 @@ class CatalogChanges:
     products: list[Product] = field(default_factory=list)
     coupons: list[Coupon] = field(default_factory=list)
     promotions: list[Promotion] = field(default_factory=list)
+    # Rows the store holds but cannot load (a timestamp outside the range): (kind, key, version).
+    skipped: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def latest_version(self) -> int:
         versions = [p.version for p in self.products]
         versions += [c.version for c in self.coupons]
         versions += [p.version for p in self.promotions]
+        versions += [v for *_, v in self.skipped]
         return max(versions, default=0)
 
     def __bool__(self) -> bool:
-        return bool(self.products or self.coupons or self.promotions)
+        return bool(self.products or self.coupons or self.promotions or self.skipped)
 
 
 def product_document(product: Product) -> dict[str, Any]:

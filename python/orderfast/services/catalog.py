@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any, TypeVar
 
 from orderfast import _core
 from orderfast.domain.catalog import (
@@ -21,42 +22,74 @@ from orderfast.domain.catalog import (
 from orderfast.store.base import Store
 
 log = logging.getLogger("orderfast.catalog")
+T = TypeVar("T", bound=tuple[Any, ...])
 
 
 def _unix(ts: datetime | None) -> int | None:
     return None if ts is None else int(ts.timestamp())
 
 
+def _load(what: str, upsert: Callable[[list[T]], None], rows: list[T], key: Callable[[T], str]) -> None:
+    """All rows of one kind in one atomic step; if the core refuses the batch, row by row, so one
+    row it cannot hold (logged) never keeps the others — or the server's start — from loading."""
+    if not rows:
+        return
+    try:
+        upsert(rows)
+    except (ValueError, TypeError, OverflowError):
+        for row in rows:
+            try:
+                upsert([row])
+            except (ValueError, TypeError, OverflowError) as e:
+                log.warning("catalog row not loaded: %s %r: %s", what, key(row), e)
+
+
 def load_into(catalog: _core.Catalog, changes: CatalogChanges) -> None:
-    """Copies catalog rows into the Rust snapshot (all of one kind in one atomic step)."""
-    if changes.products:
-        catalog.upsert([(p.sku, p.name, p.currency, p.price, p.tax_class) for p in changes.products])
-    if changes.coupons:
-        catalog.upsert_coupons(
-            [
-                (
-                    s.code,
-                    s.currency,
-                    s.percent_off,
-                    s.amount_off,
-                    s.min_subtotal,
-                    None if s.skus is None else list(s.skus),
-                    _unix(s.expires_at),
-                    s.max_redemptions,
-                    c.redemptions,
-                )
-                for c in changes.coupons
-                for s in (c.spec,)
-            ]
+    """Copies catalog rows into the Rust snapshot."""
+    for table, key, version in changes.skipped:
+        log.warning(
+            "catalog row not loaded: %s %r (version %d) has a timestamp outside 1970-01-01..9999-12-31 UTC; "
+            "write it again to fix it",
+            table,
+            key,
+            version,
         )
-    if changes.promotions:
-        catalog.upsert_promotions(
-            [
-                (s.id, list(s.skus), s.percent_off, s.min_quantity, _unix(s.starts_at), _unix(s.ends_at))
-                for p in changes.promotions
-                for s in (p.spec,)
-            ]
-        )
+    _load(
+        "products",
+        catalog.upsert,
+        [(p.sku, p.name, p.currency, p.price, p.tax_class) for p in changes.products],
+        lambda row: row[0],
+    )
+    _load(
+        "coupons",
+        catalog.upsert_coupons,
+        [
+            (
+                s.code,
+                s.currency,
+                s.percent_off,
+                s.amount_off,
+                s.min_subtotal,
+                None if s.skus is None else list(s.skus),
+                _unix(s.expires_at),
+                s.max_redemptions,
+                c.redemptions,
+            )
+            for c in changes.coupons
+            for s in (c.spec,)
+        ],
+        lambda row: row[0],
+    )
+    _load(
+        "promotions",
+        catalog.upsert_promotions,
+        [
+            (s.id, list(s.skus), s.percent_off, s.min_quantity, _unix(s.starts_at), _unix(s.ends_at))
+            for p in changes.promotions
+            for s in (p.spec,)
+        ],
+        lambda row: row[0],
+    )
 
 
 class CatalogService:

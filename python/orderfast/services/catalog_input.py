@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from orderfast import _core
-from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec
+from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec, in_range
 from orderfast.services.errors import InvalidInputError
 
 MAX_NAME_LEN = 200
@@ -71,18 +72,34 @@ def _percent(doc: Mapping[str, Any], key: str, errors: Errors) -> str | None:
     return None
 
 
+# RFC 3339 date-time (section 5.6), at most microseconds: what fromisoformat would also take in
+# other ISO 8601 shapes (basic format, week dates, no offset) is refused.
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def _timestamp(doc: Mapping[str, Any], key: str, errors: Errors) -> datetime | None:
+    """An RFC 3339 time from 1970-01-01T00:00:00Z up to (not including) 9999-12-31T00:00:00Z,
+    returned in UTC: a time the stores cannot hold exactly never reaches them."""
     value = doc.get(key)
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and RFC3339.fullmatch(value):
         try:
-            ts = datetime.fromisoformat(value)
-        except ValueError:
+            ts = datetime.fromisoformat(value.upper()).astimezone(UTC)
+        except (ValueError, OverflowError):  # no such date, or its UTC value is past year 1..9999
             ts = None
-        if ts is not None and ts.tzinfo is not None:
+        if ts is not None and in_range(ts):
             return ts
-    errors.append((f"/{key}", "invalid_timestamp", 'an RFC 3339 time with an offset, e.g. "2026-12-31T23:59:59Z"'))
+    errors.append(
+        (
+            f"/{key}",
+            "invalid_timestamp",
+            "an RFC 3339 time with an offset from 1970-01-01T00:00:00Z to before 9999-12-31T00:00:00Z, "
+            'e.g. "2026-12-31T23:59:59Z"',
+        )
+    )
     return None
 
 

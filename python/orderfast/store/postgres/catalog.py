@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from orderfast.domain.catalog import (
+    EARLIEST,
+    LATEST,
     CatalogChanges,
     Coupon,
     CouponSpec,
@@ -32,6 +34,23 @@ COUPON_COLUMNS = (
     "max_redemptions, redemptions, version, updated_at"
 )
 PROMOTION_COLUMNS = "id, skus, percent_off, min_quantity, starts_at, ends_at, version, updated_at"
+
+
+def _readable(columns: str, *stamps: str) -> str:
+    """The columns for reading rows back: a timestamp outside the catalog range (as older versions
+    could store, down to -infinity) reads as NULL instead of failing the whole query in the driver,
+    and the row says it is not loadable."""
+    out = columns
+    outside = []
+    for col in stamps:
+        inside = f"{col} >= '{EARLIEST.isoformat()}' AND {col} < '{LATEST.isoformat()}'"
+        out = out.replace(col, f"CASE WHEN {inside} THEN {col} END AS {col}")
+        outside.append(f"({col} IS NOT NULL AND NOT ({inside}))")
+    return f"{out}, ({' OR '.join(outside)}) AS unloadable"
+
+
+COUPON_READ = _readable(COUPON_COLUMNS, "expires_at")
+PROMOTION_READ = _readable(PROMOTION_COLUMNS, "starts_at", "ends_at")
 _NEXT = "nextval('catalog_version'), date_trunc('milliseconds', clock_timestamp())"
 
 
@@ -91,7 +110,7 @@ async def put_coupon(conn: asyncpg.Connection, spec: CouponSpec) -> tuple[Coupon
 
 
 async def get_coupon(conn: asyncpg.Connection, code: str) -> Coupon | None:
-    row = await conn.fetchrow(f"SELECT {COUPON_COLUMNS} FROM coupons WHERE code = $1", code)
+    row = await conn.fetchrow(f"SELECT {COUPON_READ} FROM coupons WHERE code = $1", code)
     return None if row is None else _coupon(row)
 
 
@@ -114,19 +133,23 @@ async def put_promotion(conn: asyncpg.Connection, spec: PromotionSpec) -> tuple[
 
 
 async def get_promotion(conn: asyncpg.Connection, promotion_id: str) -> Promotion | None:
-    row = await conn.fetchrow(f"SELECT {PROMOTION_COLUMNS} FROM promotions WHERE id = $1", promotion_id)
+    row = await conn.fetchrow(f"SELECT {PROMOTION_READ} FROM promotions WHERE id = $1", promotion_id)
     return None if row is None else _promotion(row)
 
 
 async def catalog_since(conn: asyncpg.Connection, version: int) -> CatalogChanges:
-    async def since(columns: str, table: str, make: Callable[[Any], T]) -> list[T]:
+    skipped: list[tuple[str, str, int]] = []
+
+    async def since(columns: str, table: str, key: str, make: Callable[[Any], T]) -> list[T]:
         rows = await conn.fetch(f"SELECT {columns} FROM {table} WHERE version > $1 ORDER BY version", version)
-        return [make(r) for r in rows]
+        skipped.extend((table, r[key], r["version"]) for r in rows if r.get("unloadable"))
+        return [make(r) for r in rows if not r.get("unloadable")]
 
     return CatalogChanges(
-        products=await since(PRODUCT_COLUMNS, "products", _product),
-        coupons=await since(COUPON_COLUMNS, "coupons", _coupon),
-        promotions=await since(PROMOTION_COLUMNS, "promotions", _promotion),
+        products=await since(PRODUCT_COLUMNS, "products", "sku", _product),
+        coupons=await since(COUPON_READ, "coupons", "code", _coupon),
+        promotions=await since(PROMOTION_READ, "promotions", "id", _promotion),
+        skipped=skipped,
     )
 
 

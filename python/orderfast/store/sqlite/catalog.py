@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from orderfast.domain.catalog import (
+    EARLIEST_MS,
+    LATEST_MS,
     CatalogChanges,
     Coupon,
     CouponSpec,
@@ -137,14 +139,25 @@ def get_promotion(conn: sqlite3.Connection, promotion_id: str) -> Promotion | No
 
 
 def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
-    def since(columns: str, table: str, make: Callable[[Any], T]) -> list[T]:
-        rows = conn.execute(f"SELECT {columns} FROM {table} WHERE version > ? ORDER BY version", (version,))
-        return [make(r) for r in rows]
+    skipped: list[tuple[str, str, int]] = []
+
+    def since(columns: str, table: str, stamps: tuple[int, ...], make: Callable[[Any], T]) -> list[T]:
+        """``stamps``: the positions of the row's catalog timestamps; a row with one outside the
+        catalog range (written before the rule) is skipped, not loaded."""
+        rows = conn.execute(f"SELECT {columns}, version FROM {table} WHERE version > ? ORDER BY version", (version,))
+        loaded = []
+        for *row, row_version in rows:
+            if any(row[i] is not None and not EARLIEST_MS <= row[i] < LATEST_MS for i in stamps):
+                skipped.append((table, row[0], row_version))
+            else:
+                loaded.append(make(row))
+        return loaded
 
     return CatalogChanges(
-        products=since(PRODUCT_COLUMNS, "products", _product),
-        coupons=since(COUPON_COLUMNS, "coupons", _coupon),
-        promotions=since(PROMOTION_COLUMNS, "promotions", _promotion),
+        products=since(PRODUCT_COLUMNS, "products", (), _product),
+        coupons=since(COUPON_COLUMNS, "coupons", (6,), _coupon),
+        promotions=since(PROMOTION_COLUMNS, "promotions", (4, 5), _promotion),
+        skipped=skipped,
     )
 
 
