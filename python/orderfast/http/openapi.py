@@ -25,6 +25,11 @@ CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}
 ID = {"type": "string", "format": "uuid"}
 SKU = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 TIME = {"type": "string", "format": "date-time"}
+CATALOG_TIME = {
+    **TIME,
+    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+    "description": "RFC 3339 with an offset; its UTC value from 1970-01-01T00:00:00Z to before 9999-12-31T00:00:00Z",
+}
 # A percentage as a decimal string with at most 6 decimals; the value must be above 0 and at most 100.
 PERCENT = {
     "type": "string",
@@ -177,7 +182,7 @@ SCHEMAS: dict[str, Any] = {
             "amount_off": _nullable(MONEY),
             "min_subtotal": _nullable(MONEY),
             "skus": _nullable({"type": "array", "items": SKU, "minItems": 1, "maxItems": 1000}),
-            "expires_at": _nullable(TIME),
+            "expires_at": _nullable(CATALOG_TIME),
             "max_redemptions": _nullable({"type": "integer", "minimum": 1, "maximum": 10**12}),
         },
     },
@@ -190,8 +195,8 @@ SCHEMAS: dict[str, Any] = {
             "skus": {"type": "array", "items": SKU, "minItems": 1, "maxItems": 1000},
             "percent_off": PERCENT,
             "min_quantity": _nullable({"type": "integer", "minimum": 1, "maximum": 10_000}),
-            "starts_at": _nullable(TIME),
-            "ends_at": _nullable(TIME),
+            "starts_at": _nullable(CATALOG_TIME),
+            "ends_at": _nullable(CATALOG_TIME),
         },
     },
     "Promotion": {"type": "object", "properties": {"id": {"type": "string"}}},
