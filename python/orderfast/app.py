@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderfast import _core
 from orderfast.config import ConfigError, Settings
@@ -52,6 +52,10 @@ GC_GEN0_THRESHOLD = 20_000
 
 
 class OrderfastApp(Starlette):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too.
+        return SecurityHeaders(super().build_middleware_stack())
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -161,7 +165,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return OrderfastApp(
         routes=routes,
         middleware=[
-            Middleware(SecurityHeaders),
             Middleware(
                 V1Guard,
                 verifier=verifier,
