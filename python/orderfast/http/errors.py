@@ -6,13 +6,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from orderfast import _core
 from orderfast.domain.lifecycle import InvalidTransition
 from orderfast.http.problems import Problem
+from orderfast.http.request import body_unreadable
 from orderfast.services.errors import InvalidInputError, NotFoundError, OutOfStockError
 from orderfast.store import UNAVAILABLE
 from orderfast.store.base import ConstraintViolation
@@ -132,6 +133,12 @@ def _unavailable(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
+def _disconnect(request: Request, exc: Exception) -> Response:
+    # Read by Starlette itself (not by read_json_body): the client left or sent a broken body.
+    log.debug("request body unreadable on %s %s", request.method, request.url.path)
+    return body_unreadable().response(request.url.path)
+
+
 def _internal(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Problem(500, "internal", "Internal server error").response()
@@ -150,5 +157,6 @@ EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
     NotFoundError: _not_found,
     InvalidTransition: _invalid_transition,
     **dict.fromkeys(UNAVAILABLE, _unavailable),
+    ClientDisconnect: _disconnect,
     Exception: _internal,
 }

@@ -7,13 +7,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from orderfast.http.auth import Principal
 from orderfast.http.guard import PRINCIPAL
 from orderfast.http.problems import Problem
 
 MAX_IDEMPOTENCY_KEY_LEN = 255
+
+
+def body_unreadable() -> Problem:
+    return Problem(
+        400,
+        "body-unreadable",
+        "Request body unreadable",
+        "the body ended early or its chunked transfer encoding is malformed",
+    )
 
 
 def principal(request: Request) -> Principal:
@@ -98,7 +107,9 @@ async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
+                # The server ends the body this way both when the client goes away and when the
+                # body cannot be decoded (a malformed chunk): a client error, never a 500.
+                raise body_unreadable()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
