@@ -20,6 +20,7 @@ from orderfast.http.auth import TokenVerifier, load_public_keys
 from orderfast.http.catalog import CatalogEndpoints
 from orderfast.http.errors import EXCEPTION_HANDLERS
 from orderfast.http.guard import RoutePolicies, V1Guard
+from orderfast.http.head import HeadRules
 from orderfast.http.health import Health
 from orderfast.http.lifecycle import LifecycleEndpoints
 from orderfast.http.openapi import OpenApiEndpoints
@@ -53,8 +54,9 @@ GC_GEN0_THRESHOLD = 20_000
 
 class OrderfastApp(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
-        # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too.
-        return SecurityHeaders(super().build_middleware_stack())
+        # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
+        # that cannot be read one way only never reach it.
+        return SecurityHeaders(HeadRules(super().build_middleware_stack()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
