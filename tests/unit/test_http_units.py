@@ -34,6 +34,10 @@ def test_tokens_round_trip_to_principals() -> None:
         "Bearer " + jwt.encode({"sub": "u"}, "k" * 40, algorithm="HS256"),
         "Bearer " + jwt.encode({"sub": "u", "exp": 2**31, "roles": "admin"}, "k" * 40, algorithm="HS256"),
         "Bearer " + mint_token("z" * 40, "u"),
+        # NumericDate claims are JSON numbers, never numeric strings or booleans.
+        "Bearer " + jwt.encode({"sub": "u", "exp": str(2**31)}, "k" * 40, algorithm="HS256"),
+        "Bearer " + jwt.encode({"sub": "u", "exp": 2**31, "iat": "1"}, "k" * 40, algorithm="HS256"),
+        "Bearer " + jwt.encode({"sub": "u", "exp": 2**31, "nbf": True}, "k" * 40, algorithm="HS256"),
     ],
 )
 def test_bad_tokens_are_401(header: str | None) -> None:

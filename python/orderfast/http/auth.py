@@ -178,6 +178,11 @@ class TokenVerifier:
                 raise unauthorized("the token is not valid") from None
         if claims is None:
             raise unauthorized("the token is not valid")
+        # RFC 7519 §2: NumericDate is a JSON number; PyJWT would also take "123" (and true).
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise unauthorized(f"the token's {name} claim must be a number")
         if self._max_lifetime and float(claims["exp"]) - float(claims["iat"]) > self._max_lifetime:
             raise unauthorized("the token lives longer than this server accepts")
         sub = claims.get("sub")
