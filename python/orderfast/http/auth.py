@@ -24,6 +24,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from orderfast.domain.text import storable
 from orderfast.http.problems import Problem
 
 ALGORITHM = "HS256"
@@ -187,9 +188,9 @@ class TokenVerifier:
             raise unauthorized("the token lives longer than this server accepts")
         sub = claims.get("sub")
         roles = claims.get("roles", [])
-        if not isinstance(sub, str) or not sub or len(sub) > 255:
+        if not isinstance(sub, str) or not sub or len(sub) > 255 or not storable(sub):
             raise unauthorized("the token's subject is not valid")
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        if not isinstance(roles, list) or not all(isinstance(r, str) and storable(r) for r in roles):
             raise unauthorized("the token's roles claim must be a list of strings")
         return Principal(sub, frozenset(roles)), float(claims["exp"])
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from orderfast.domain.text import storable
 from orderfast.services.errors import InvalidCredentials, InvalidInputError
 from orderfast.store.base import ApiKeyRecord, Store
 
@@ -33,8 +34,8 @@ class ApiKeyService:
         self._cache: dict[str, tuple[ApiKeyRecord | None, float]] = {}
 
     async def create(self, name: str, roles: Sequence[str]) -> tuple[str, ApiKeyRecord]:
-        if not name.strip() or len(name) > 100:
-            raise InvalidInputError([("/name", "invalid", "a name of 1 to 100 characters")])
+        if not name.strip() or len(name) > 100 or not storable(name):
+            raise InvalidInputError([("/name", "invalid", "a name of 1 to 100 characters, without U+0000")])
         if not roles or any(r not in ROLES for r in roles):
             raise InvalidInputError([("/roles", "invalid", f"one or more of {', '.join(ROLES)}")])
         prefix = secrets.token_hex(4)
@@ -71,7 +72,7 @@ class ApiKeyService:
 
     async def revoke(self, prefix: str) -> bool:
         self._cache.pop(prefix, None)
-        return await self._store.revoke_api_key(prefix)
+        return storable(prefix) and await self._store.revoke_api_key(prefix)
 
 
 def key_document(record: ApiKeyRecord) -> dict[str, object]:

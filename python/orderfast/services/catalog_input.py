@@ -9,6 +9,7 @@ from typing import Any
 
 from orderfast import _core
 from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec, in_range
+from orderfast.domain.text import storable
 from orderfast.services.errors import InvalidInputError
 
 MAX_NAME_LEN = 200
@@ -135,8 +136,8 @@ def _raise(errors: Errors) -> None:
 def parse_product(sku: str, doc: Any, tax_classes: Callable[[str], bool]) -> ProductSpec:
     doc, errors = _object(doc, ("name", "price", "currency", "stock", "tax_class"), "product")
     name = doc.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LEN:
-        errors.append(("/name", "invalid", f"a non-empty string of at most {MAX_NAME_LEN} characters"))
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LEN or not storable(name):
+        errors.append(("/name", "invalid", f"a non-empty string of at most {MAX_NAME_LEN} characters, without U+0000"))
     currency = _currency(doc, errors)
     if doc.get("price") is None:  # absent or null
         errors.append(("/price", "required", 'price is required, a decimal string such as "19.99"'))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderfast import _core
+from orderfast.domain.text import storable
 from orderfast.services.errors import InvalidInputError
 
 TOLERANCE_SECONDS = 300
@@ -71,8 +72,8 @@ def parse_notice(doc: Any) -> PaymentNotice:
     errors += [(f"/{k}", "unknown_field", "not part of a payment event") for k in doc if k not in allowed]
     event_id, order_id, status = doc.get("event_id"), doc.get("order_id"), doc.get("status")
     amount, currency = doc.get("amount"), doc.get("currency")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID_LEN:
-        errors.append(("/event_id", "invalid", f"a string of 1 to {MAX_EVENT_ID_LEN} characters"))
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID_LEN or not storable(event_id):
+        errors.append(("/event_id", "invalid", f"a string of 1 to {MAX_EVENT_ID_LEN} characters, without U+0000"))
     if not isinstance(order_id, str) or not _core.is_order_id(order_id):
         errors.append(("/order_id", "invalid", "an order id"))
     if status not in ("succeeded", "failed"):
