@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::scalar::{Key, Scalar};
+use super::scalar::{Key, Scalar, Skip};
 use super::{field_pointer, is_valid_sku, Errors, MAX_ITEMS, MAX_QUANTITY, MAX_SKU_LEN};
 use crate::errors::item_pointer;
 
@@ -34,8 +34,8 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
         let mut index = 0;
         loop {
             if index == MAX_ITEMS {
-                if seq.next_element::<IgnoredAny>()?.is_some() {
-                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                if seq.next_element::<Skip>()?.is_some() {
+                    while seq.next_element::<Skip>()?.is_some() {}
                     errors.add("/items", "too_long", format!("at most {MAX_ITEMS} items per order"));
                     return Ok(None);
                 }
@@ -58,7 +58,7 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
 
     wrong_scalars!(not_an_array);
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
         self.not_an_array()
     }
 }
@@ -100,7 +100,7 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
                 "sku" => std::mem::replace(&mut sku_seen, true),
                 "quantity" => std::mem::replace(&mut quantity_seen, true),
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                     errors.add(
                         field_pointer(&format!("/items/{i}"), &key),
                         "unknown_field",
@@ -111,7 +111,7 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
                 }
             };
             if seen {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
                 errors.add(item_pointer(i, &key), "duplicate_key", "this field appears more than once");
                 ok = false;
                 continue;
@@ -137,7 +137,7 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         self.not_an_object()
     }
     wrong_scalars!(not_an_object);

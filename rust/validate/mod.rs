@@ -35,12 +35,12 @@ macro_rules! wrong_scalars {
 mod items;
 mod scalar;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::errors::{push_token, FieldError};
 use crate::money;
 use items::ItemsSeed;
-use scalar::{Key, Scalar};
+use scalar::{Key, Scalar, Skip};
 
 /// Most lines one order may carry.
 pub const MAX_ITEMS: usize = 100;
@@ -194,7 +194,7 @@ impl<'de> Visitor<'de> for OrderVisitor<'_> {
                 "expected_total" => std::mem::replace(&mut seen_total, true),
                 "coupon" => std::mem::replace(&mut seen_coupon, true),
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                     errors.add(
                         field_pointer("", &key),
                         "unknown_field",
@@ -204,7 +204,7 @@ impl<'de> Visitor<'de> for OrderVisitor<'_> {
                 }
             };
             if seen {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Skip>()?;
                 errors.add(field_pointer("", &key), "duplicate_key", "this field appears more than once");
                 continue;
             }
@@ -223,7 +223,7 @@ impl<'de> Visitor<'de> for OrderVisitor<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Skip>()?.is_some() {}
         self.not_an_object()
     }
     wrong_scalars!(not_an_object);
