@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from orderfast.domain.orders import order_document
 from orderfast.http.problems import Problem
-from orderfast.http.request import BodyLimits, principal, read_json_body, read_json_document
+from orderfast.http.request import BodyLimits, parse_json, principal, read_json_body, read_json_document
 from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.payments import parse_notice, verify_signature
 from orderfast.store.base import Store
@@ -68,10 +68,7 @@ class LifecycleEndpoints:
         # The signature covers the raw bytes: checked before anything is parsed.
         if not verify_signature(request.headers.get("orderfast-signature"), raw, self._secrets, time.time()):
             raise Problem(401, "invalid-signature", "Invalid signature", "bad, stale or missing Orderfast-Signature")
-        try:
-            notice = parse_notice(orjson.loads(raw))
-        except orjson.JSONDecodeError as e:
-            raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {e}") from None
+        notice = parse_notice(parse_json(raw))
         result = await self._lifecycle.payment(notice)
         if result.status == 200:
             return _json(order_document(result.order))

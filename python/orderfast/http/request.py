@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from orderfast.http.auth import Principal
 from orderfast.http.guard import PRINCIPAL
 from orderfast.http.problems import Problem
+from orderfast.services.errors import InvalidInputError
 
 MAX_IDEMPOTENCY_KEY_LEN = 255
 
@@ -94,7 +96,7 @@ async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
     if content_type is not None:
         media = content_type.partition(";")[0].strip().lower()
         if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
-            raise Problem(415, "unsupported-media-type", "Unsupported media type", "send application/json")
+            raise _unsupported_media_type()
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -126,7 +128,14 @@ async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
         raise
     finally:
         DEADLINES.leave(task)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if body and content_type is None:  # a body says what it is; an empty one need not
+        raise _unsupported_media_type()
+    return body
+
+
+def _unsupported_media_type() -> Problem:
+    return Problem(415, "unsupported-media-type", "Unsupported media type", "send Content-Type: application/json")
 
 
 async def read_json_document(request: Request, limits: BodyLimits, *, empty: Any = None) -> Any:
@@ -134,10 +143,56 @@ async def read_json_document(request: Request, limits: BodyLimits, *, empty: Any
     raw = await read_json_body(request, limits)
     if not raw and empty is not None:
         return empty
+    return parse_json(raw)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The one JSON rule for every body the Rust core does not parse itself (catalog, API keys,
+    refunds, webhooks), the same as the core's: not JSON, bad UTF-8 or nesting deeper than 128 is a
+    400; a key twice in one object is a 422 ``duplicate_key`` (no layer may read the first while
+    another reads the last)."""
     try:
-        return orjson.loads(raw)
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {e}") from None
+    try:
+        tree = json.loads(raw, object_pairs_hook=_Pairs)  # every object's keys, duplicates kept
+    except RecursionError:
+        raise _too_deep() from None
+    _check_shape(tree)
+    return doc
+
+
+MAX_DEPTH = 128  # as the Rust core's parser (serde_json's recursion limit)
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key/value pairs in order, duplicates included."""
+
+
+def _check_shape(tree: Any) -> None:
+    stack: list[tuple[list[Any], str, int]] = [(tree, "", 1)] if isinstance(tree, list) else []
+    while stack:
+        node, pointer, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if isinstance(node, _Pairs):
+            seen: set[str] = set()
+            for key, value in node:
+                at = pointer + "/" + key.replace("~", "~0").replace("/", "~1")
+                if key in seen:
+                    raise InvalidInputError([(at, "duplicate_key", "this field appears more than once")])
+                seen.add(key)
+                if isinstance(value, list):
+                    stack.append((value, at, depth + 1))
+        else:
+            stack.extend(
+                (value, f"{pointer}/{i}", depth + 1) for i, value in enumerate(node) if isinstance(value, list)
+            )
+
+
+def _too_deep() -> Problem:
+    return Problem(400, "malformed-json", "Malformed JSON", f"the body nests deeper than {MAX_DEPTH} levels")
 
 
 def _too_large(limit: int) -> Problem:
