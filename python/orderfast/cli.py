@@ -52,7 +52,7 @@ orderfast is starting on {base} ({settings.store_kind} store)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from granian.constants import Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.server import Server
 
@@ -73,6 +73,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             "one worker is faster and has a far better tail latency. Use PostgreSQL to scale out.",
             file=sys.stderr,
         )
+    _raise_open_files_limit(workers * settings.max_connections)
     Server(
         "orderfast.app:create_app",
         address=host,
@@ -83,10 +84,35 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         factory=True,
         log_access=args.access_log,
         backlog=args.backlog,
-        # Slow or oversized request heads are cut off by Granian itself: 10 s to send the headers
-        # (slowloris), and a bounded read buffer (headers larger than ~80 KiB are refused).
-        http1_settings=HTTP1Settings(header_read_timeout=10_000, max_buffer_size=80 * 1024),
+        # HTTP/1.1 only: in "auto" mode the server first waits, without any timeout, for the bytes
+        # that tell HTTP/1 from cleartext HTTP/2, so a socket that never sends one stays open for
+        # ever, and h2c skipped the HTTP/1 head limits. HTTP/2 belongs at the TLS proxy in front.
+        http=HTTPModes.http1,
+        # Connections per worker (Granian's backpressure counts connections, idle ones included):
+        # well above what idle sockets can pile up within one header timeout at a modest rate.
+        backpressure=settings.max_connections,
+        # The head must arrive within the header timeout, counted from accept and from the previous
+        # response (so a silent or idle socket is closed), within an 80 KiB read buffer.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout * 1000), max_buffer_size=80 * 1024
+        ),
     ).serve()
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Each connection is a file descriptor: lift the soft limit to the hard one (workers inherit
+    it), and say so when even that is below what the connection limit allows."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard != resource.RLIM_INFINITY and hard < wanted + 256:
+        print(
+            f"orderfast: note: the open-files limit ({hard}) is below workers x ORDERFAST_MAX_CONNECTIONS "
+            f"({wanted}); raise it (ulimit -n) or lower ORDERFAST_MAX_CONNECTIONS",
+            file=sys.stderr,
+        )
 
 
 def _sweep(settings: Settings, args: argparse.Namespace) -> None:
@@ -250,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (ORDERFAST_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (ORDERFAST_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (ORDERFAST_WORKERS, default 1)")
-    serve.add_argument("--backlog", type=int, default=1024, help="listen backlog")
+    serve.add_argument("--backlog", type=int, default=4096, help="listen backlog (the kernel caps it at somaxconn)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument("--hint", action="store_true", help="print how to make a first order")
 

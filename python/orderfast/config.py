@@ -226,6 +226,10 @@ class Settings:
     ratelimit_ip: RateQuota = field(default_factory=lambda: RateQuota(1000, 1.0, 2000))
     max_body_bytes: int = 64 * 1024
     body_timeout: float = 10.0  # seconds to receive a whole request body
+    # Seconds a connection may take to send a request head: from accept, and from the previous
+    # response on a kept-alive connection (so also the keep-alive idle timeout).
+    header_timeout: float = 10.0
+    max_connections: int = 4096  # open connections per worker; past it, new ones wait in the backlog
     catalog_refresh: float = 0.5
     db_pool_min: int = 2
     db_pool_max: int = 10
@@ -305,6 +309,14 @@ class Settings:
             ),
             max_body_bytes=(_int(body, "ORDERFAST_MAX_BODY_BYTES", minimum=1024) if body else defaults.max_body_bytes),
             body_timeout=_float(bt, "ORDERFAST_BODY_TIMEOUT") if (bt := get("BODY_TIMEOUT")) else 10.0,
+            header_timeout=(
+                _float(ht, "ORDERFAST_HEADER_TIMEOUT") if (ht := get("HEADER_TIMEOUT")) else defaults.header_timeout
+            ),
+            max_connections=(
+                _int(mc, "ORDERFAST_MAX_CONNECTIONS", minimum=16)
+                if (mc := get("MAX_CONNECTIONS"))
+                else defaults.max_connections
+            ),
             catalog_refresh=(_float(refresh, "ORDERFAST_CATALOG_REFRESH") if refresh else defaults.catalog_refresh),
             db_pool_min=_int(pool_min, "ORDERFAST_DB_POOL_MIN", minimum=1) if pool_min else 2,
             db_pool_max=_int(pool_max, "ORDERFAST_DB_POOL_MAX", minimum=1) if pool_max else 10,
