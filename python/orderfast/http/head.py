@@ -52,8 +52,6 @@ def check(scope: Scope) -> Problem | None:
         return Problem(
             431, "headers-too-large", "Request header fields too large", f"the header limit is {MAX_HEAD_BYTES} bytes"
         )
-    if b"authorization" in seen and b"x-api-key" in seen:
-        return _ambiguous("authorization", "send either Authorization or X-API-Key, not both")
     if hosts > 1 or (scope["http_version"] == "1.1" and (hosts == 0 or empty_hosts)):
         return Problem(400, "bad-host", "Bad Host header", "an HTTP/1.1 request names exactly one Host")
     return None

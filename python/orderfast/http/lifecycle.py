@@ -64,8 +64,9 @@ class LifecycleEndpoints:
     async def webhook(self, request: Request) -> Response:
         if not self._secrets:
             raise Problem(503, "webhook-not-configured", "Webhook not configured", "set ORDERFAST_WEBHOOK_SECRET")
-        raw = await read_json_body(request, self._limits)
-        # The signature covers the raw bytes: checked before anything is parsed.
+        # The signature covers the raw bytes: checked before anything is parsed (an unsigned caller
+        # learns nothing of the body rules); it, not a Content-Type, says what the body is.
+        raw = await read_json_body(request, self._limits, untyped=True)
         if not verify_signature(request.headers.get("orderfast-signature"), raw, self._secrets, time.time()):
             raise Problem(401, "invalid-signature", "Invalid signature", "bad, stale or missing Orderfast-Signature")
         notice = parse_notice(parse_json(raw))

@@ -88,9 +88,9 @@ class BodyDeadlines:
 DEADLINES = BodyDeadlines()
 
 
-async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
+async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool = False) -> bytes:
     """The raw body, refused with 413 past the size limit, 408 past the time limit and 415 unless
-    it is JSON."""
+    it is JSON — or, unless ``untyped``, when it is not empty and says nothing of its type."""
     limit, body_timeout = limits.max_bytes, limits.timeout
     content_type = request.headers.get("content-type")
     if content_type is not None:
@@ -129,7 +129,7 @@ async def read_json_body(request: Request, limits: BodyLimits) -> bytes:
     finally:
         DEADLINES.leave(task)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    if body and content_type is None:  # a body says what it is; an empty one need not
+    if body and content_type is None and not untyped:  # a body says what it is; an empty one need not
         raise _unsupported_media_type()
     return body
 
