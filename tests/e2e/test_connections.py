@@ -159,3 +159,9 @@ def test_head_limits(guarded: Server, head: bytes, refused: bool) -> None:
     else:
         assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
     assert livez(guarded, timeout=5).startswith(b"HTTP/1.1 200")
+
+
+def test_a_uri_past_64_kib_is_414(guarded: Server) -> None:
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as s:
+        s.sendall(b"GET /livez?pad=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 414")
