@@ -95,9 +95,9 @@ class LifecycleEndpoints:
             raise Problem(403, "forbidden", "Forbidden", "the event feed is for the admin and service roles")
         after_text = request.query_params.get("after", "0")
         limit_text = request.query_params.get("limit", "100")
-        if not after_text.isdigit() or len(after_text) > 18:
+        if not (after_text.isascii() and after_text.isdigit()) or len(after_text) > 18:
             raise Problem(400, "invalid-cursor", "Invalid cursor", "use next_cursor from a previous page")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_FEED_PAGE:
+        if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_FEED_PAGE:
             raise Problem(400, "invalid-limit", "Invalid limit", f"limit must be 1 to {MAX_FEED_PAGE}")
         after = int(after_text)
         events = await self._store.events_after(after, int(limit_text))

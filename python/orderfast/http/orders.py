@@ -39,7 +39,7 @@ def decode_cursor(cursor: str) -> str:
 def parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_PAGE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE:
         raise Problem(400, "invalid-limit", "Invalid limit", f"limit must be 1 to {MAX_PAGE}")
     return int(text)
 

@@ -98,7 +98,7 @@ async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool 
         if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
             raise _unsupported_media_type()
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks = []
     size = 0

@@ -36,7 +36,7 @@ def verify_signature(
     candidates: list[bytes] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit() and len(value) <= 12:
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif key == "v1" and len(value) == 64:
             try:
