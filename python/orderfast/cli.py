@@ -88,6 +88,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # that tell HTTP/1 from cleartext HTTP/2, so a socket that never sends one stays open for
         # ever, and h2c skipped the HTTP/1 head limits. HTTP/2 belongs at the TLS proxy in front.
         http=HTTPModes.http1,
+        websockets=False,  # no route speaks it: an upgrade is answered as plain HTTP
         # Connections per worker (Granian's backpressure counts connections, idle ones included):
         # well above what idle sockets can pile up within one header timeout at a modest rate.
         backpressure=settings.max_connections,

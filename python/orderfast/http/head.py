@@ -2,10 +2,10 @@
 
 An HTTP/1.1 request names exactly one ``Host`` (RFC 9112 §3.2); Granian hands a request that sent
 none an empty one, and an empty Host (allowed only for a target without an authority, which no
-orderfast URL is) is refused alike. A credential or an idempotency key
-sent twice has no single meaning: one layer could read the first, another the last (a bad token
-then a good one used to pass), so the request is refused with a 400 problem instead of guessing.
-"""
+orderfast URL is) is refused alike. A credential, an idempotency key, a webhook signature or a
+content type sent twice has no single meaning: one layer could read the first, another the last (a
+bad token then a good one used to pass), so the request is refused with a 400 problem instead of
+guessing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderfast.http.problems import Problem
 
-SINGLE = (b"authorization", b"x-api-key", b"idempotency-key")
+SINGLE = (b"authorization", b"x-api-key", b"idempotency-key", b"orderfast-signature", b"content-type")
 # Granian refuses a head past its 80 KiB read buffer somewhere between 80 and ~120 KiB, depending on
 # how the bytes arrive; this is the exact limit orderfast documents: the fields' names and values.
 MAX_HEAD_BYTES = 64 * 1024
