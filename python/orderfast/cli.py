@@ -1,4 +1,5 @@
-"""``orderfast serve | migrate | relay | outbox | sweep | reconcile | apikey | token``: thin entry points."""
+"""``orderfast serve | migrate | relay | outbox | sweep | reconcile | apikey | token | config``: thin entry
+points."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from orderfast.config import ConfigError, Settings
+from orderfast.config import ConfigError, Settings, describe, docs_table
 from orderfast.http.auth import mint_token
 from orderfast.services.catalog import seed_demo
 from orderfast.store import make_store
@@ -269,6 +270,16 @@ def _token(settings: Settings, args: argparse.Namespace) -> None:
     print(token)
 
 
+def _config(settings: Settings, args: argparse.Namespace) -> None:
+    if args.config_command == "docs":
+        print(docs_table(), end="")
+        return
+    rows = describe(settings)
+    width = max(len(name) for name, _, _ in rows)
+    for name, value, source in rows:
+        print(f"{name:{width}}  {value}  ({source})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderfast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = apikey_sub.add_parser("revoke", help="revoke a key by its prefix")
     revoke.add_argument("prefix")
 
+    config = sub.add_parser("config", help="the settings in force, or their documentation")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("show", help="every setting's value (secrets masked) and where it came from")
+    config_sub.add_parser("docs", help="the configuration table of the README, from the declarations")
+
     token = sub.add_parser("token", help="mint a JWT for local use")
     token.add_argument("--sub", required=True, help="the subject: the customer id")
     token.add_argument("--role", action="append", help="a role (repeatable), e.g. admin")
@@ -341,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _sweep(settings, args)
         elif args.command == "token":
             _token(settings, args)
+        elif args.command == "config":
+            _config(settings, args)
     except ConfigError as e:
         print(f"orderfast: configuration error: {e}", file=sys.stderr)
         return 2

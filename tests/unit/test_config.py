@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orderfast.config import ConfigError, RateQuota, Settings
+from orderfast.config import ConfigError, RateQuota, Settings, describe, docs_table
 
 
 def test_defaults_select_the_embedded_store() -> None:
@@ -120,3 +120,36 @@ def test_group_commit_settings() -> None:
     for bad in ("0", "x"):
         with pytest.raises(ConfigError, match="ORDERFAST_GROUP_COMMIT_MAX"):
             Settings.from_env({"ORDERFAST_GROUP_COMMIT_MAX": bad})
+
+
+def test_the_readme_configuration_table_is_the_declarations() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|")) + "\n"
+    assert table == docs_table(), "README.md is out of date: paste `orderfast config docs` into it"
+
+
+def test_every_setting_is_declared_once_and_documented() -> None:
+    names = [name for name, _, _ in describe(Settings.from_env({}), {})]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert f"`{name}`" in docs_table()
+
+
+def test_config_show_masks_secrets_and_names_sources(tmp_path: Path) -> None:
+    (tmp_path / "jwt").write_text("z" * 40)
+    env = {"ORDERFAST_JWT_SECRET_FILE": str(tmp_path / "jwt"), "ORDERFAST_PORT": "9000"}
+    rows = {name: (value, source) for name, value, source in describe(Settings.from_env(env), env)}
+    assert rows["ORDERFAST_JWT_SECRET"] == ("**********", "file")
+    assert rows["ORDERFAST_PORT"] == ("9000", "env")
+    assert rows["ORDERFAST_WORKERS"] == ("1", "default")
+    assert all("z" * 40 not in value for value, _ in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("LOG_LEVEL", "loud"), ("HEADER_TIMEOUT", "0"), ("MAX_CONNECTIONS", "1"), ("BODY_TIMEOUT", "nan")],
+)
+def test_new_bounds_are_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"ORDERFAST_{name}"):
+        Settings.from_env({f"ORDERFAST_{name}": value})

@@ -104,7 +104,11 @@ def test_verified_tokens_are_remembered_only_until_they_expire(monkeypatch: pyte
 
 
 def test_client_address_trusts_forwarded_for_only_from_trusted_proxies() -> None:
-    from orderfast.http.guard import client_address, parse_networks
+    from orderfast.config import Settings
+    from orderfast.http.guard import client_address
+
+    def parse_networks(text: str) -> list[object]:
+        return list(Settings.from_env({"ORDERFAST_TRUSTED_PROXIES": text}).trusted_proxies)
 
     trusted = parse_networks("10.0.0.0/8, 127.0.0.1")
     assert client_address("203.0.113.9", "1.2.3.4", trusted) == "203.0.113.9", "an untrusted peer is the client"

@@ -29,11 +29,6 @@ QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(text: str | None) -> list[Network]:
-    """``10.0.0.0/8, 127.0.0.1`` → networks; ValueError on anything else."""
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in (text or "").split(",") if part.strip()]
-
-
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
     """The client's address: the TCP peer, unless the peer is a trusted proxy, in which case the
     right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy."""

@@ -1,0 +1,373 @@
+"""Every setting, declared once: its variable, type, default, bounds (the parser), meaning and
+whether it is a secret. Reading the environment, secrets from ``*_FILE``, ``orderfast config show``
+and the README's configuration table are all derived from these declarations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orderfast.config import values as v
+from orderfast.config.ratelimits import RatePolicy, RateQuota, load_rate_policies
+from orderfast.config.values import ConfigError, Secret
+
+ENV_PREFIX = "ORDERFAST_"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """How one setting is read and described."""
+
+    env: str  # the variable, without ORDERFAST_
+    parse: v.Parser
+    doc: str
+    default_doc: str | None = None  # the default as the docs say it, when its value does not
+    secret: bool = False  # never shown; may also be read from the file named by <VAR>_FILE
+
+
+def setting(
+    default: Any = None,
+    *,
+    env: str,
+    parse: v.Parser,
+    doc: str,
+    default_doc: str | None = None,
+    secret: bool = False,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
+    meta = {"option": Option(env, parse, doc, default_doc, secret)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _quota(value: str, name: str) -> RateQuota:
+    return RateQuota.parse(value, None, name)
+
+
+def _policies(value: str, name: str) -> tuple[RatePolicy, ...]:
+    return load_rate_policies(Path(value))
+
+
+def _failure_mode(value: str, name: str) -> bool:
+    mode: str = v.choice("open", "closed")(value, name)
+    return mode == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything orderfast can be told. Build with :meth:`from_env`."""
+
+    # -- the service
+    database_url: Secret | None = setting(
+        env="DATABASE_URL",
+        parse=v.postgres_url,
+        secret=True,
+        default_doc="unset → SQLite",
+        doc="`postgresql://…` selects PostgreSQL",
+    )
+    data_dir: Path = setting(
+        Path(".orderfast"),
+        env="DATA_DIR",
+        parse=v.path,
+        doc="SQLite file (`orderfast.db`) and the development JWT secret",
+    )
+    host: str = setting("127.0.0.1", env="HOST", parse=v.text, doc="bind address (also `orderfast serve --host`)")
+    port: int = setting(8000, env="PORT", parse=v.integer(0), doc="port (also `orderfast serve --port`)")
+    workers: int = setting(
+        1, env="WORKERS", parse=v.integer(1), doc="worker processes (also `orderfast serve --workers`)"
+    )
+    log_level: str = setting(
+        "info", env="LOG_LEVEL", parse=v.choice("debug", "info", "warning", "error"), doc="JSON logs on stderr"
+    )
+    # -- identity
+    jwt_secret: Secret | None = setting(
+        env="JWT_SECRET",
+        parse=v.secret,
+        secret=True,
+        default_doc="generated dev secret",
+        doc="HS256 secret, at least 32 bytes. Unset (and no public keys): a random one is created once in "
+        "`$ORDERFAST_DATA_DIR/dev-jwt-secret` (mode 600) by `orderfast serve` or `orderfast token` — for local use "
+        "only",
+    )
+    jwt_public_keys: tuple[str, ...] = setting(
+        (),
+        env="JWT_PUBLIC_KEYS",
+        parse=v.listed(),
+        default_doc="none",
+        doc="RS256/ES256 verification keys: PEM files, comma-separated",
+    )
+    jwt_jwks_file: str | None = setting(
+        env="JWT_JWKS_FILE", parse=v.text, default_doc="none", doc="RS256/ES256 verification keys: a local JWKS file"
+    )
+    jwt_issuer: str | None = setting(env="JWT_ISSUER", parse=v.text, default_doc="none", doc="required `iss` when set")
+    jwt_audience: str | None = setting(
+        env="JWT_AUDIENCE", parse=v.text, default_doc="none", doc="required `aud` when set"
+    )
+    jwt_leeway: int = setting(30, env="JWT_LEEWAY", parse=v.integer(0), doc="seconds of clock leeway")
+    jwt_max_lifetime: int = setting(
+        86_400, env="JWT_MAX_LIFETIME", parse=v.integer(60), doc="longest accepted `exp − iat`, in seconds"
+    )
+    trusted_proxies: tuple[Any, ...] = setting(
+        (),
+        env="TRUSTED_PROXIES",
+        parse=v.networks,
+        default_doc="none",
+        doc="addresses/CIDRs whose `X-Forwarded-For` is believed",
+    )
+    webhook_secrets: tuple[Secret, ...] = setting(
+        (),
+        env="WEBHOOK_SECRET",
+        parse=v.listed(v.secret),
+        secret=True,
+        default_doc="unset (webhook answers 503)",
+        doc="payment webhook secrets, comma-separated",
+    )
+    # -- limits
+    ratelimit_user: RateQuota = setting(
+        env="RATELIMIT_USER",
+        parse=_quota,
+        default_doc="`100/1`",
+        factory=lambda: RateQuota(100, 1.0, 200),
+        doc="per-user quota as `<requests>/<seconds>`",
+    )
+    ratelimit_user_burst: int | None = setting(
+        env="RATELIMIT_USER_BURST", parse=v.integer(1), default_doc="2 × quota", doc="the per-user bucket size"
+    )
+    ratelimit_ip: RateQuota = setting(
+        env="RATELIMIT_IP",
+        parse=_quota,
+        default_doc="`1000/1`",
+        factory=lambda: RateQuota(1000, 1.0, 2000),
+        doc="per client address (the TCP peer)",
+    )
+    ratelimit_ip_burst: int | None = setting(
+        env="RATELIMIT_IP_BURST", parse=v.integer(1), default_doc="2 × quota", doc="the per-address bucket size"
+    )
+    ratelimit_policies: tuple[RatePolicy, ...] = setting(
+        (),
+        env="RATELIMIT_FILE",
+        parse=_policies,
+        default_doc="none",
+        doc="a TOML file of finer policies per route group (see Operations → Rate limits)",
+    )
+    ratelimit_fail_open: bool = setting(
+        True,
+        env="RATELIMIT_ON_REDIS_FAILURE",
+        parse=_failure_mode,
+        default_doc="`open`",
+        doc="with Redis limits: `open` (per-worker limits only) or `closed` (503)",
+    )
+    max_body_bytes: int = setting(65536, env="MAX_BODY_BYTES", parse=v.integer(1024), doc="request body cap")
+    body_timeout: float = setting(
+        10.0, env="BODY_TIMEOUT", parse=v.number(), doc="seconds to receive a whole body (a trickling body gets 408)"
+    )
+    header_timeout: float = setting(
+        10.0,
+        env="HEADER_TIMEOUT",
+        parse=v.number(),
+        doc="seconds a connection may take to send a request head, counted from accept and from the previous "
+        "response: a silent socket is closed after it, and it is the keep-alive idle timeout (behind a load "
+        "balancer that keeps idle connections, set it above the balancer's idle timeout)",
+    )
+    max_connections: int = setting(
+        4096,
+        env="MAX_CONNECTIONS",
+        parse=v.integer(16),
+        doc="open connections per worker; past it, new connections wait in the listen backlog "
+        "(`serve --backlog`, default 4096)",
+    )
+    # -- pricing and orders
+    tax_rates: dict[str, str] = setting(
+        env="TAX_RATES",
+        parse=v.tax_rates,
+        factory=dict,
+        default_doc="none",
+        doc="tax classes, e.g. `standard=20,reduced=5.5` (percent, exact)",
+    )
+    tax_inclusive: bool = setting(
+        False, env="TAX_INCLUSIVE", parse=v.boolean, doc="`true` when catalog prices include tax"
+    )
+    catalog_refresh: float = setting(
+        0.5, env="CATALOG_REFRESH", parse=v.number(), doc="seconds between catalog snapshot refreshes"
+    )
+    payment_timeout: float = setting(
+        900.0, env="PAYMENT_TIMEOUT", parse=v.number(), doc="seconds an order may stay unpaid"
+    )
+    sweep_interval: float = setting(
+        30.0,
+        env="SWEEP_INTERVAL",
+        parse=v.number(zero=True),
+        doc="seconds between in-process expiry sweeps (0: off)",
+    )
+    idempotency_ttl: float = setting(
+        3600.0, env="IDEMPOTENCY_TTL", parse=v.number(), doc="seconds the in-process idempotency map keeps a response"
+    )
+    idempotency_capacity: int = setting(
+        100_000, env="IDEMPOTENCY_CAPACITY", parse=v.integer(16), doc="most responses the idempotency map keeps"
+    )
+    idempotency_max_bytes: int = setting(
+        64 << 20,
+        env="IDEMPOTENCY_MAX_BYTES",
+        parse=v.integer(1 << 16),
+        default_doc="64 MiB",
+        doc="most bytes the idempotency map keeps",
+    )
+    # -- the database
+    db_pool_min: int = setting(2, env="DB_POOL_MIN", parse=v.integer(1), doc="asyncpg pool size per worker, at least")
+    db_pool_max: int = setting(10, env="DB_POOL_MAX", parse=v.integer(1), doc="asyncpg pool size per worker, at most")
+    group_commit_max: int = setting(
+        64,
+        env="GROUP_COMMIT_MAX",
+        parse=v.integer(1),
+        doc="most create-orders written in one transaction (1: one order per commit)",
+    )
+    group_commit_inflight: int = setting(
+        1,
+        env="GROUP_COMMIT_INFLIGHT",
+        parse=v.integer(1),
+        doc="create-order transactions in flight per worker on PostgreSQL (SQLite: always 1); more only lowers "
+        "throughput and raises latency on the measured machine (see Performance)",
+    )
+    # -- events
+    redis_url: Secret | None = setting(
+        env="REDIS_URL",
+        parse=v.secret,
+        secret=True,
+        default_doc="unset",
+        doc="Redis for shared rate limits, the relay and the consumer example",
+    )
+    stream_maxlen: int = setting(
+        1_000_000, env="STREAM_MAXLEN", parse=v.integer(1000), doc="streams are trimmed to about this many entries"
+    )
+    stream_prefix: str = setting(
+        "orderfast:events:", env="STREAM_PREFIX", parse=v.text, doc="stream names: the prefix, then the event type"
+    )
+    relay_in_process: bool | None = setting(
+        env="RELAY_IN_PROCESS",
+        parse=v.boolean,
+        default_doc="SQLite: yes, PostgreSQL: no",
+        doc="run the relay inside each worker",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        given = {}
+        for f, option in options():
+            raw = _read(env, option)
+            if raw is not None:
+                given[f.name] = option.parse(raw, ENV_PREFIX + option.env)
+        settings = cls(**given)
+        return settings._checked()
+
+    def _checked(self) -> Settings:
+        """The rules that span settings."""
+        if self.db_pool_min > self.db_pool_max:
+            raise ConfigError("ORDERFAST_DB_POOL_MIN must not exceed ORDERFAST_DB_POOL_MAX")
+        changes: dict[str, Any] = {}
+        if self.ratelimit_user_burst is not None:
+            changes["ratelimit_user"] = dataclasses.replace(self.ratelimit_user, burst=self.ratelimit_user_burst)
+        if self.ratelimit_ip_burst is not None:
+            changes["ratelimit_ip"] = dataclasses.replace(self.ratelimit_ip, burst=self.ratelimit_ip_burst)
+        return dataclasses.replace(self, **changes) if changes else self
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "orderfast.db"
+
+    @property
+    def store_kind(self) -> str:
+        return "postgres" if self.database_url else "sqlite"
+
+    def hs256_secret(self) -> Secret | None:
+        """The HS256 secret to verify with: the configured one; none when only public keys are
+        configured; else (local use) this data directory's generated development secret."""
+        if self.jwt_secret is None and (self.jwt_public_keys or self.jwt_jwks_file):
+            return None
+        return self.resolve_jwt_secret()
+
+    def resolve_jwt_secret(self) -> Secret:
+        """The configured secret, or this data directory's generated development secret."""
+        if self.jwt_secret is not None:
+            if len(self.jwt_secret.reveal().encode()) < 32:
+                raise ConfigError("ORDERFAST_JWT_SECRET must be at least 32 bytes")
+            return self.jwt_secret
+        path = self.data_dir / "dev-jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written aside, then linked into place: when several processes start at once, exactly
+            # one secret wins and nobody ever reads a half-written file.
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return Secret(path.read_text().strip())
+
+
+def options() -> Iterator[tuple[dataclasses.Field[Any], Option]]:
+    for f in dataclasses.fields(Settings):
+        yield f, f.metadata["option"]
+
+
+def _read(env: Mapping[str, str], option: Option) -> str | None:
+    name = ENV_PREFIX + option.env
+    value = env.get(name)
+    if option.secret and (file := env.get(f"{name}_FILE")):
+        # Docker and Kubernetes secrets arrive as files: ORDERFAST_JWT_SECRET_FILE=/run/secrets/jwt.
+        if value:
+            raise ConfigError(f"set {name} or {name}_FILE, not both")
+        try:
+            value = Path(file).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{name}_FILE: cannot read {file}: {e.strerror}") from None
+        if not value:
+            raise ConfigError(f"{name}_FILE: {file} is empty")
+    return value if value not in (None, "") else None
+
+
+def _default_text(f: dataclasses.Field[Any], option: Option) -> str:
+    if option.default_doc is not None:
+        return option.default_doc
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return f"`{default}`"
+
+
+def docs_table() -> str:
+    """The README's configuration table, made from the declarations."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for f, option in options():
+        rows.append(f"| `{ENV_PREFIX}{option.env}` | {_default_text(f, option)} | {option.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+def describe(settings: Settings, env: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(variable, value, where it came from) for every setting; secrets masked."""
+    env = os.environ if env is None else env
+    out = []
+    for f, option in options():
+        name = ENV_PREFIX + option.env
+        source = "file" if env.get(f"{name}_FILE") else "env" if env.get(name) else "default"
+        value = getattr(settings, f.name)
+        if option.secret:
+            shown = "(unset)" if not value else "**********"
+        elif value is None or value == ():
+            shown = "(unset)"
+        elif isinstance(value, tuple):
+            shown = ", ".join(str(getattr(x, "name", x)) for x in value)
+        else:
+            shown = str(value)
+        out.append((name, shown, source))
+    return out

@@ -1,0 +1,138 @@
+"""How a setting's text becomes a value: small parsers, each naming the variable when it refuses.
+
+A parser is ``(text, name) -> value``; ``name`` is the full variable name, for the error message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Parser = Callable[[str, str], Any]
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; the message names it."""
+
+
+class Secret:
+    """A string that never shows itself in repr or str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[Any, ...]:  # settings travel to worker processes
+        return (Secret, (self._value,))
+
+
+def text(value: str, name: str) -> str:
+    return value
+
+
+def secret(value: str, name: str) -> Secret:
+    return Secret(value)
+
+
+def path(value: str, name: str) -> Path:
+    return Path(value)
+
+
+def integer(minimum: int) -> Parser:
+    def parse(value: str, name: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer") from None
+        if number < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}")
+        return number
+
+    return parse
+
+
+def number(*, zero: bool = False) -> Parser:
+    """A positive number of (usually) seconds; ``zero`` also allows 0 (off)."""
+
+    def parse(value: str, name: str) -> float:
+        try:
+            result = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number") from None
+        if not (result >= 0 if zero else result > 0) or result != result or result == float("inf"):
+            raise ConfigError(f"{name} must be {'zero or more' if zero else 'positive'}")
+        return result
+
+    return parse
+
+
+def boolean(value: str, name: str) -> bool:
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def choice(*words: str) -> Parser:
+    def parse(value: str, name: str) -> str:
+        word = value.strip().lower()
+        if word not in words:
+            raise ConfigError(f"{name} must be one of {', '.join(words)}")
+        return word
+
+    return parse
+
+
+def listed(item: Parser = text) -> Parser:
+    """Comma-separated, blanks dropped."""
+
+    def parse(value: str, name: str) -> tuple[Any, ...]:
+        return tuple(item(part.strip(), name) for part in value.split(",") if part.strip())
+
+    return parse
+
+
+def postgres_url(value: str, name: str) -> Secret:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{name} must be a postgresql:// URL (unset = SQLite)")
+    return Secret(value)
+
+
+def networks(value: str, name: str) -> tuple[Any, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a comma-separated list of addresses or CIDRs") from None
+
+
+def tax_rates(value: str, name: str) -> dict[str, str]:
+    """``standard=20,reduced=5.5`` → {"standard": "20", "reduced": "5.5"} (percentages, exact)."""
+    from orderfast import _core
+
+    rates: dict[str, str] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, sep, rate = part.partition("=")
+        key, rate = key.strip(), rate.strip()
+        try:
+            ok = bool(sep and key) and 0 <= _core.parse_percent(rate) <= 1_000_000_000
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"{name} must look like standard=20,reduced=5.5")
+        rates[key] = rate
+    return rates
