@@ -5,31 +5,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
+from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
 from orderfast.http.auth import mint_token
 from orderfast.services.catalog import seed_demo
-from orderfast.store import make_store
 from orderfast.store.base import StoreError
 
 
 def _migrate(settings: Settings, *, seed: bool) -> None:
     async def run() -> None:
-        store = make_store(settings)
-        await store.open(check_schema=False)
-        try:
+        async with bootstrap.opened_store(settings, check_schema=False) as store:
             applied = await store.migrate()
             print(f"{store.kind}: " + (f"applied {', '.join(applied)}" if applied else "schema up to date"))
             if seed:
                 seeded = await seed_demo(store)
                 if seeded:
                     print(f"{store.kind}: seeded demo catalog ({', '.join(seeded)})")
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
@@ -57,15 +54,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    host = args.host or settings.host
-    port = settings.port if args.port is None else args.port
-    workers = args.workers or settings.workers
-    # Workers build their app from the environment: hand them the flags through it.
-    os.environ["ORDERFAST_HOST"] = host
-    os.environ["ORDERFAST_PORT"] = str(port)
-    os.environ["ORDERFAST_WORKERS"] = str(workers)
-    # Resolve (and, in development, create) the JWT secret once, before workers race for it.
-    settings.resolve_jwt_secret()
+    settings = dataclasses.replace(
+        settings,
+        host=args.host or settings.host,
+        port=settings.port if args.port is None else args.port,
+        workers=args.workers or settings.workers,
+    )
+    host, port, workers = settings.host, settings.port, settings.workers
+    # In development, create the JWT secret once, here, before the workers start: building the app
+    # writes nothing.
+    if settings.jwt_secret is None and not (settings.jwt_public_keys or settings.jwt_jwks_file):
+        settings.resolve_jwt_secret()
     if args.hint:
         print(_hint(settings, host, port), flush=True)
     if settings.store_kind == "sqlite" and workers > 1:
@@ -75,7 +74,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     _raise_open_files_limit(workers * settings.max_connections)
-    Server(
+    server = Server(
         "orderfast.app:create_app",
         address=host,
         port=port,
@@ -98,7 +97,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.header_timeout * 1000), max_buffer_size=80 * 1024
         ),
-    ).serve()
+    )
+    from orderfast.app import create_app
+
+    # Each worker builds its app from these very settings (flags applied), not from the environment.
+    server.serve(target_loader=functools.partial(create_app, settings), wrap_loader=False)
 
 
 def _raise_open_files_limit(wanted: int) -> None:
@@ -121,69 +124,46 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> None:
     from orderfast.services.lifecycle import LifecycleService
 
     async def run() -> None:
-        store = make_store(settings)
-        await store.open()
-        try:
+        async with bootstrap.opened_store(settings) as store:
             service = LifecycleService(store, payment_timeout=settings.payment_timeout)
             while True:
                 print(f"expired {await service.sweep()} unpaid orders", flush=True)
                 if not args.forever:
                     return
                 await asyncio.sleep(args.interval)
-        finally:
-            await store.close()
 
     asyncio.run(run())
 
 
 def _relay(settings: Settings, args: argparse.Namespace) -> None:
-    from orderfast.outbox.publisher import RedisStreamsPublisher
     from orderfast.outbox.relay import Relay, RelaySettings
 
-    if settings.redis_url is None:
-        raise ConfigError("the relay publishes to Redis Streams: set ORDERFAST_REDIS_URL")
-    redis_url = settings.redis_url.reveal()
-
     async def run() -> None:
-        store = make_store(settings)
-        await store.open()
-        publisher = RedisStreamsPublisher.from_url(
-            redis_url, maxlen=settings.stream_maxlen, prefix=settings.stream_prefix
-        )
-        relay = Relay(store, publisher, RelaySettings(batch=args.batch, lease_seconds=args.lease))
-        listener = await _listen(settings, relay.wake)
-        print(f"relay: publishing {store.kind} outbox to Redis Streams", flush=True)
-        try:
-            if args.once:
-                while await relay.run_once() == args.batch:
-                    pass
-            else:
-                await relay.run_forever()
-        finally:
-            if listener is not None:
-                await listener.close()
-            await publisher.close()
-            await store.close()
+        async with (
+            bootstrap.opened_publisher(settings, required=True) as publisher,
+            bootstrap.opened_store(settings) as store,
+        ):
+            assert publisher is not None
+            relay = Relay(store, publisher, RelaySettings(batch=args.batch, lease_seconds=args.lease))
+            # On PostgreSQL, a commit of outbox rows wakes the relay at once (LISTEN/NOTIFY).
+            stop_listening = await store.listen_outbox(relay.wake.set)
+            print(f"relay: publishing {store.kind} outbox to Redis Streams", flush=True)
+            try:
+                if args.once:
+                    while await relay.run_once() == args.batch:
+                        pass
+                else:
+                    await relay.run_forever()
+            finally:
+                if stop_listening is not None:
+                    await stop_listening()
 
     asyncio.run(run())
 
 
-async def _listen(settings: Settings, wake: asyncio.Event) -> Any:
-    """On PostgreSQL, LISTEN wakes the relay as soon as an outbox insert commits."""
-    if settings.database_url is None:
-        return None
-    import asyncpg
-
-    conn = await asyncpg.connect(settings.database_url.reveal())
-    await conn.add_listener("orderfast_outbox", lambda *_: wake.set())
-    return conn
-
-
 def _outbox(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> int:
-        store = make_store(settings)
-        await store.open()
-        try:
+        async with bootstrap.opened_store(settings) as store:
             if args.outbox_command == "dead":
                 dead = await store.dead_events(args.limit)
                 for d in dead:
@@ -198,8 +178,6 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> None:
                 return 0
             print(f"{args.event_id}: no such dead event", file=sys.stderr)
             return 1
-        finally:
-            await store.close()
 
     code = asyncio.run(run())
     if code:
@@ -207,23 +185,14 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _reconcile(settings: Settings, args: argparse.Namespace) -> None:
-    from orderfast.outbox.publisher import RedisStreamsPublisher
     from orderfast.services.reconcile import reconcile
 
     async def run() -> int:
-        store = make_store(settings)
-        await store.open()
-        publisher = None
-        if settings.redis_url is not None:
-            publisher = RedisStreamsPublisher.from_url(
-                settings.redis_url.reveal(), maxlen=settings.stream_maxlen, prefix=settings.stream_prefix
-            )
-        try:
+        async with (
+            bootstrap.opened_publisher(settings, required=False) as publisher,
+            bootstrap.opened_store(settings) as store,
+        ):
             found = await reconcile(store, publisher, republish=args.republish)
-        finally:
-            if publisher is not None:
-                await publisher.close()
-            await store.close()
         for d in found:
             print(f"{d.kind}\t{d.subject}\t{d.detail}")
         print(f"{len(found)} discrepancies" + (" (lost events queued again)" if args.republish else ""))
@@ -238,9 +207,7 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> None:
     from orderfast.services.api_keys import ApiKeyService, key_document
 
     async def run() -> int:
-        store = make_store(settings)
-        await store.open()
-        try:
+        async with bootstrap.opened_store(settings) as store:
             keys = ApiKeyService(store)
             if args.apikey_command == "create":
                 key, record = await keys.create(args.name, args.role)
@@ -254,8 +221,6 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> None:
                 print(f"{args.prefix}: no such active key", file=sys.stderr)
                 return 1
             return 0
-        finally:
-            await store.close()
 
     code = asyncio.run(run())
     if code:

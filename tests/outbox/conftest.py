@@ -14,7 +14,7 @@ from orderfast.outbox.publisher import RedisStreamsPublisher
 @pytest.fixture
 async def publisher(redis_url: str) -> AsyncIterator[RedisStreamsPublisher]:
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
-    pub = RedisStreamsPublisher.from_url(redis_url, prefix=prefix)
+    pub = RedisStreamsPublisher.from_url(redis_url, maxlen=100_000, prefix=prefix)
     try:
         yield pub
     finally:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orderfast.app import create_app
-from orderfast.config import Settings
+from orderfast.config import Secret, Settings
 from orderfast.observability.logging import describe
 
 
@@ -38,7 +38,7 @@ def test_a_database_error_is_described_by_its_sqlstate_and_frames_only() -> None
 def test_an_unhandled_error_is_a_500_problem_and_one_json_log_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(Settings(data_dir=tmp_path, log_level="info"))
+    app = create_app(Settings(data_dir=tmp_path, log_level="info", jwt_secret=Secret("k" * 40)))
 
     async def boom(request: Request) -> Response:
         fail_in_the_database()

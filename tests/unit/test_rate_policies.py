@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orderfast.app import create_app
-from orderfast.config import ConfigError, RatePolicy, RateQuota, Settings, load_rate_policies
+from orderfast.config import ConfigError, RatePolicy, RateQuota, Secret, Settings, load_rate_policies
 from orderfast.http.guard import RoutePolicies
 
 POLICIES = """
@@ -22,6 +22,8 @@ limit = "50/1"
 key = "ip"
 routes = ["GET /v1/orders/*", "* /v1/products/*"]
 """
+
+SECRET = Secret("k" * 40)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -98,6 +100,13 @@ def test_refused_credentials_are_charged_to_the_ip_default_only(tmp_path: Path) 
 def test_a_policy_that_names_no_route_refuses_to_start(tmp_path: Path) -> None:
     typo = RatePolicy("checkout", "user", RateQuota(1, 1.0, 1), (("POST", "/v1/order"),))
     with pytest.raises(ConfigError, match="'checkout' names no route"):
-        create_app(Settings(data_dir=tmp_path, ratelimit_policies=(typo,)))
+        create_app(Settings(data_dir=tmp_path, jwt_secret=SECRET, ratelimit_policies=(typo,)))
     fine = RatePolicy("checkout", "user", RateQuota(1, 1.0, 1), (("POST", "/v1/orders/*/cancel"),))
-    assert create_app(Settings(data_dir=tmp_path, ratelimit_policies=(fine,))) is not None
+    assert create_app(Settings(data_dir=tmp_path, jwt_secret=SECRET, ratelimit_policies=(fine,))) is not None
+
+
+def test_building_the_app_writes_nothing(tmp_path: Path) -> None:
+    """No development secret appears as a side effect: without one the app refuses to build."""
+    with pytest.raises(ConfigError, match="no JWT secret"):
+        create_app(Settings(data_dir=tmp_path))
+    assert not any(tmp_path.iterdir())

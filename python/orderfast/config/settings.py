@@ -288,18 +288,25 @@ class Settings:
 
     def hs256_secret(self) -> Secret | None:
         """The HS256 secret to verify with: the configured one; none when only public keys are
-        configured; else (local use) this data directory's generated development secret."""
+        configured; else (local use) this data directory's development secret, which must exist
+        (building the app writes nothing: ``orderfast serve`` and ``orderfast token`` create it)."""
         if self.jwt_secret is None and (self.jwt_public_keys or self.jwt_jwks_file):
             return None
-        return self.resolve_jwt_secret()
+        return self.resolve_jwt_secret(create=False)
 
-    def resolve_jwt_secret(self) -> Secret:
-        """The configured secret, or this data directory's generated development secret."""
+    def resolve_jwt_secret(self, *, create: bool = True) -> Secret:
+        """The configured secret, or this data directory's generated development secret
+        (created when missing, if ``create``)."""
         if self.jwt_secret is not None:
             if len(self.jwt_secret.reveal().encode()) < 32:
                 raise ConfigError("ORDERFAST_JWT_SECRET must be at least 32 bytes")
             return self.jwt_secret
         path = self.data_dir / "dev-jwt-secret"
+        if not path.exists() and not create:
+            raise ConfigError(
+                f"no JWT secret: set ORDERFAST_JWT_SECRET (or public keys), or let `orderfast serve` create "
+                f"the development secret in {path}"
+            )
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             # Written aside, then linked into place: when several processes start at once, exactly

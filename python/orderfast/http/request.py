@@ -32,15 +32,6 @@ def principal(request: Request) -> Principal:
     return p
 
 
-@dataclass(frozen=True, slots=True)
-class BodyLimits:
-    """How much body a request may send, and how long it may take (ORDERFAST_MAX_BODY_BYTES,
-    ORDERFAST_BODY_TIMEOUT)."""
-
-    max_bytes: int = 64 * 1024
-    timeout: float = 10.0
-
-
 class BodyDeadlines:
     """The body-read deadline of every request of this worker, enforced by one sweeper task.
 
@@ -85,7 +76,14 @@ class BodyDeadlines:
                     task.cancel()
 
 
-DEADLINES = BodyDeadlines()
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """How much body a request may send, and how long it may take (ORDERFAST_MAX_BODY_BYTES,
+    ORDERFAST_BODY_TIMEOUT), and the worker's deadline sweeper that enforces the time."""
+
+    max_bytes: int
+    timeout: float
+    deadlines: BodyDeadlines
 
 
 async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool = False) -> bytes:
@@ -104,7 +102,8 @@ async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool 
     size = 0
     receive = request.receive
     # A body trickling in (slowloris on the body) is cut off: the whole body within the timeout.
-    task = DEADLINES.enter(body_timeout)
+    deadlines = limits.deadlines
+    task = deadlines.enter(body_timeout)
     try:
         while True:
             message = await receive()
@@ -120,14 +119,14 @@ async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool 
             if not message.get("more_body", False):
                 break
     except asyncio.CancelledError:
-        if DEADLINES.leave(task):
+        if deadlines.leave(task):
             task.uncancel()
             raise Problem(
                 408, "request-timeout", "Request timeout", f"send the body within {body_timeout:g} s"
             ) from None
         raise
     finally:
-        DEADLINES.leave(task)
+        deadlines.leave(task)
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if body and content_type is None and not untyped:  # a body says what it is; an empty one need not
         raise _unsupported_media_type()

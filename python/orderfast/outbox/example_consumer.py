@@ -17,8 +17,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as redis
 
+from orderfast.config import Settings
 from orderfast.outbox.consumer import PostgresInbox, StreamConsumer
-from orderfast.outbox.publisher import STREAM_PREFIX, stream_for
+from orderfast.outbox.publisher import stream_for
 
 CONSUMER = "order-stats"
 COLUMN = {"order.created": "created", "order.paid": "paid", "order.canceled": "canceled"}
@@ -58,7 +59,7 @@ async def build(
     pool: asyncpg.Pool,
     client: redis.Redis,
     *,
-    prefix: str = STREAM_PREFIX,
+    prefix: str,
     name: str | None = None,
     reclaim_idle_ms: int = 30_000,
 ) -> StreamConsumer:
@@ -78,9 +79,12 @@ async def build(
 
 
 async def main() -> None:
-    pool = await asyncpg.create_pool(os.environ["ORDERFAST_DATABASE_URL"], min_size=1, max_size=4)
-    client = redis.Redis.from_url(os.environ["ORDERFAST_REDIS_URL"])
-    consumer = await build(pool, client, prefix=os.environ.get("ORDERFAST_STREAM_PREFIX", STREAM_PREFIX))
+    settings = Settings.from_env()
+    if settings.database_url is None or settings.redis_url is None:
+        raise SystemExit("the example consumer needs ORDERFAST_DATABASE_URL and ORDERFAST_REDIS_URL")
+    pool = await asyncpg.create_pool(settings.database_url.reveal(), min_size=1, max_size=4)
+    client = redis.Redis.from_url(settings.redis_url.reveal())
+    consumer = await build(pool, client, prefix=settings.stream_prefix)
     try:
         while True:
             await consumer.run_once()

@@ -10,8 +10,6 @@ import redis.asyncio as redis
 
 from orderfast.store.base import OutboxMessage
 
-STREAM_PREFIX = "orderfast:events:"
-
 
 class Publisher(Protocol):
     async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
@@ -21,7 +19,7 @@ class Publisher(Protocol):
     async def close(self) -> None: ...
 
 
-def stream_for(aggregate_type: str, prefix: str = STREAM_PREFIX) -> str:
+def stream_for(aggregate_type: str, prefix: str) -> str:
     return f"{prefix}{aggregate_type}"
 
 
@@ -36,13 +34,13 @@ class RedisStreamsPublisher:
     published events the stream no longer has and queues them again.
     """
 
-    def __init__(self, client: redis.Redis, *, maxlen: int = 1_000_000, prefix: str = STREAM_PREFIX) -> None:
+    def __init__(self, client: redis.Redis, *, maxlen: int, prefix: str) -> None:
         self._redis = client
         self._maxlen = maxlen
         self._prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, *, maxlen: int = 1_000_000, prefix: str = STREAM_PREFIX) -> RedisStreamsPublisher:
+    def from_url(cls, url: str, *, maxlen: int, prefix: str) -> RedisStreamsPublisher:
         return cls(redis.Redis.from_url(url), maxlen=maxlen, prefix=prefix)
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:

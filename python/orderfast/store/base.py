@@ -7,7 +7,7 @@ independent: one order's failure never fails another.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -184,6 +184,10 @@ class OutboxStore(Protocol):
 
     async def unpublish(self, positions: list[int]) -> None:
         """Marks events for publishing again (a broker lost them)."""
+
+    async def listen_outbox(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        """Calls ``wake`` whenever outbox rows commit, where the database can tell (PostgreSQL's
+        LISTEN/NOTIFY); returns how to stop listening, or None where it cannot (then poll)."""
 
 
 @dataclass(frozen=True, slots=True)

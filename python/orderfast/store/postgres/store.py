@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -250,6 +250,13 @@ class PostgresStore:
     async def unpublish(self, positions: list[int]) -> None:
         async with self.pool.acquire() as conn:
             return await outbox.unpublish(conn, positions)
+
+    async def listen_outbox(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        # A connection of its own, outside the pool: it holds the LISTEN for as long as it lives.
+        conn = await asyncpg.connect(self._dsn)
+        await conn.add_listener("orderfast_outbox", lambda *_: wake())
+        close: Callable[[], Awaitable[None]] = conn.close
+        return close
 
 
 _KEY_COLUMNS = "prefix, key_hash, name, roles, created_at, revoked_at"

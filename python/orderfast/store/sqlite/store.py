@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -226,6 +226,9 @@ class SqliteStore:
 
     async def unpublish(self, positions: list[int]) -> None:
         return await self._run(lambda conn: outbox.unpublish(conn, positions))
+
+    async def listen_outbox(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
+        return None  # one process writes SQLite; its relay polls
 
 
 _KEY_COLUMNS = "prefix, key_hash, name, roles, created_at, revoked_at"

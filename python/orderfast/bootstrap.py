@@ -1,0 +1,146 @@
+"""The composition root: settings → store, publisher, core objects, services, guards.
+
+The app factory (``app.create_app``) and every CLI command build what they need here and nowhere
+else; no module keeps state of its own. Building writes nothing to disk and starts no task: the
+app's lifespan and the CLI commands open, run and close what this returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from orderfast import _core
+from orderfast.config import ConfigError, Settings
+from orderfast.http.auth import TokenVerifier, load_public_keys
+from orderfast.http.guard import RoutePolicies
+from orderfast.http.request import BodyDeadlines, BodyLimits
+from orderfast.outbox.publisher import RedisStreamsPublisher
+from orderfast.services.api_keys import ApiKeyService
+from orderfast.services.catalog import CatalogService
+from orderfast.services.cluster_limits import SharedRateLimits
+from orderfast.services.lifecycle import LifecycleService
+from orderfast.services.orders import OrderService
+from orderfast.store import make_store
+from orderfast.store.base import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything one worker process serves with."""
+
+    settings: Settings
+    store: Store
+    catalog: CatalogService
+    orders: OrderService
+    lifecycle: LifecycleService
+    api_keys: ApiKeyService
+    verifier: TokenVerifier
+    policies: RoutePolicies
+    shared_limits: SharedRateLimits | None
+    body: BodyLimits
+
+    def relay_publisher(self) -> RedisStreamsPublisher | None:
+        """The publisher of the in-process relay, when this process runs one (by default exactly
+        when the store is SQLite and Redis is configured)."""
+        in_process = self.settings.relay_in_process
+        if self.settings.redis_url is None or not (in_process or (in_process is None and self.store.kind == "sqlite")):
+            return None
+        return publisher(self.settings)
+
+
+def build(settings: Settings) -> Parts:
+    store = make_store(settings)
+    core_catalog = _core.Catalog()
+    core_catalog.set_tax(settings.tax_rates, settings.tax_inclusive)
+    idempotency = _core.IdempotencyMap(
+        ttl=settings.idempotency_ttl,
+        capacity=settings.idempotency_capacity,
+        max_bytes=settings.idempotency_max_bytes,
+    )
+    catalog = CatalogService(store, core_catalog, settings.tax_rates)
+    policies = route_policies(settings)
+    shared_limits = None
+    if settings.redis_url is not None:
+        shared_limits = SharedRateLimits(
+            aioredis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=0.25, socket_connect_timeout=0.25),
+            policies.spec,
+            fail_open=settings.ratelimit_fail_open,
+        )
+    return Parts(
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        orders=OrderService(store, core_catalog, idempotency, catalog.refresh),
+        lifecycle=LifecycleService(store, payment_timeout=settings.payment_timeout),
+        api_keys=ApiKeyService(store),
+        verifier=token_verifier(settings),
+        policies=policies,
+        shared_limits=shared_limits,
+        body=BodyLimits(settings.max_body_bytes, settings.body_timeout, BodyDeadlines()),
+    )
+
+
+def route_policies(settings: Settings) -> RoutePolicies:
+    user, ip = settings.ratelimit_user, settings.ratelimit_ip
+    return RoutePolicies(
+        [
+            ("user", "user", user.quota, user.period, user.burst, ()),
+            ("ip", "ip", ip.quota, ip.period, ip.burst, ()),
+            *(
+                (p.name, p.key, p.quota.quota, p.quota.period, p.quota.burst, p.routes)
+                for p in settings.ratelimit_policies
+            ),
+        ]
+    )
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    secret = settings.hs256_secret()
+    try:
+        public_keys = load_public_keys(settings.jwt_public_keys, settings.jwt_jwks_file)
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"cannot load JWT public keys: {e}") from None
+    return TokenVerifier(
+        None if secret is None else secret.reveal(),
+        public_keys=public_keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway=settings.jwt_leeway,
+        max_lifetime=settings.jwt_max_lifetime,
+    )
+
+
+def publisher(settings: Settings) -> RedisStreamsPublisher:
+    if settings.redis_url is None:
+        raise ConfigError("events are published to Redis Streams: set ORDERFAST_REDIS_URL")
+    return RedisStreamsPublisher.from_url(
+        settings.redis_url.reveal(), maxlen=settings.stream_maxlen, prefix=settings.stream_prefix
+    )
+
+
+@contextlib.asynccontextmanager
+async def opened_store(settings: Settings, *, check_schema: bool = True) -> AsyncIterator[Store]:
+    """The settings' store, open for the duration of a CLI command."""
+    store = make_store(settings)
+    await store.open(check_schema=check_schema)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def opened_publisher(settings: Settings, *, required: bool) -> AsyncIterator[RedisStreamsPublisher | None]:
+    """The settings' publisher (None when Redis is not configured and not ``required``), closed after."""
+    if settings.redis_url is None and not required:
+        yield None
+        return
+    pub = publisher(settings)
+    try:
+        yield pub
+    finally:
+        await pub.close()
