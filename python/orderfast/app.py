@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *CatalogEndpoints(catalog, body).routes(),
         *ApiKeyEndpoints(parts.api_keys, body).routes(),
         *OpenApiEndpoints().routes(),
-        *LifecycleEndpoints(lifecycle, store, [s.reveal() for s in settings.webhook_secrets], body).routes(),
+        *LifecycleEndpoints(lifecycle, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
     _check_policy_routes(parts.policies, routes)
     return OrderfastApp(

@@ -14,9 +14,8 @@ from orderfast import _core
 from orderfast.domain.lifecycle import InvalidTransition
 from orderfast.http.problems import Problem
 from orderfast.http.request import body_unreadable
-from orderfast.services.errors import InvalidInputError, NotFoundError, OutOfStockError
-from orderfast.store import UNAVAILABLE
-from orderfast.store.base import ConstraintViolation
+from orderfast.services.errors import ConflictError, InvalidInputError, NotFoundError, OutOfStockError
+from orderfast.store.base import StoreUnavailable
 
 log = logging.getLogger("orderfast.http")
 
@@ -123,7 +122,7 @@ def _invalid_transition(request: Request, exc: Exception) -> Response:
 
 def _unavailable(request: Request, exc: Exception) -> Response:
     # Logged without frames: an outage is an expected event, not a bug to debug.
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
     return Problem(
         503,
         "store-unavailable",
@@ -153,10 +152,10 @@ EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
     _core.KeyInFlightError: _in_flight,
     _core.KeyMismatchError: _mismatch,
     HTTPException: _http,
-    ConstraintViolation: _constraint,
+    ConflictError: _constraint,
     NotFoundError: _not_found,
     InvalidTransition: _invalid_transition,
-    **dict.fromkeys(UNAVAILABLE, _unavailable),
+    StoreUnavailable: _unavailable,
     ClientDisconnect: _disconnect,
     Exception: _internal,
 }

@@ -16,7 +16,6 @@ from orderfast.http.problems import Problem
 from orderfast.http.request import BodyLimits, parse_json, principal, read_json_body, read_json_document
 from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.payments import parse_notice, verify_signature
-from orderfast.store.base import Store
 
 JSON = "application/json"
 MAX_FEED_PAGE = 1000
@@ -28,11 +27,8 @@ def _json(doc: Any, status: int = 200) -> Response:
 
 
 class LifecycleEndpoints:
-    def __init__(
-        self, lifecycle: LifecycleService, store: Store, webhook_secrets: Sequence[str], limits: BodyLimits
-    ) -> None:
+    def __init__(self, lifecycle: LifecycleService, webhook_secrets: Sequence[str], limits: BodyLimits) -> None:
         self._lifecycle = lifecycle
-        self._store = store
         self._secrets = list(webhook_secrets)
         self._limits = limits
 
@@ -100,6 +96,6 @@ class LifecycleEndpoints:
         if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_FEED_PAGE:
             raise Problem(400, "invalid-limit", "Invalid limit", f"limit must be 1 to {MAX_FEED_PAGE}")
         after = int(after_text)
-        events = await self._store.events_after(after, int(limit_text))
+        events = await self._lifecycle.events_after(after, int(limit_text))
         next_cursor = str(events[-1].position) if events else after_text
         return _json({"items": [e.envelope for e in events], "next_cursor": next_cursor})

@@ -13,41 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import orjson
 import redis.asyncio as redis
 
+from orderfast.store.postgres.inbox import PostgresInbox
+
+__all__ = ["PostgresInbox", "StreamConsumer"]
+
 log = logging.getLogger("orderfast.consumer")
-
-Effects = Callable[[asyncpg.Connection], Awaitable[None]]
-
-
-class PostgresInbox:
-    """Processed event ids per consumer, written in the transaction of the effects."""
-
-    def __init__(self, pool: asyncpg.Pool, consumer: str) -> None:
-        self._pool = pool
-        self._consumer = consumer
-
-    async def setup(self) -> None:
-        async with self._pool.acquire() as conn:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS consumer_inbox (consumer text NOT NULL, event_id text NOT NULL, "
-                "processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer, event_id))"
-            )
-
-    async def process_once(self, event_id: str, effects: Effects) -> bool:
-        """Runs ``effects`` unless this event was processed before; True when it ran."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                "INSERT INTO consumer_inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                self._consumer,
-                event_id,
-            )
-            if not fresh:
-                return False
-            await effects(conn)
-            return True
 
 
 class StreamConsumer:

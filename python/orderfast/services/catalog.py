@@ -19,7 +19,8 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
-from orderfast.store.base import Store
+from orderfast.services.errors import ConflictError
+from orderfast.store.base import ConstraintViolation, Store
 
 log = logging.getLogger("orderfast.catalog")
 T = TypeVar("T", bound=tuple[Any, ...])
@@ -119,7 +120,10 @@ class CatalogService:
         return await self._store.get_product(sku)
 
     async def put_coupon(self, spec: CouponSpec) -> tuple[Coupon, bool]:
-        coupon, created = await self._store.put_coupon(spec)
+        try:
+            coupon, created = await self._store.put_coupon(spec)
+        except ConstraintViolation:
+            raise ConflictError("the change conflicts with the coupon's redemptions so far") from None
         load_into(self._catalog, CatalogChanges(coupons=[coupon]))
         return coupon, created
 

@@ -25,5 +25,9 @@ class InvalidInputError(ServiceError):
         self.errors = errors
 
 
+class ConflictError(ServiceError):
+    """The change conflicts with what is stored (e.g. max_redemptions below redemptions so far)."""
+
+
 class InvalidCredentials(ServiceError):
     """A credential (an API key) is unknown, revoked or wrong."""

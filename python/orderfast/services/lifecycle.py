@@ -13,7 +13,7 @@ from orderfast.domain import lifecycle
 from orderfast.domain.orders import CancelReason, Order, OrderStatus
 from orderfast.services.errors import InvalidInputError, NotFoundError
 from orderfast.services.payments import PaymentNotice
-from orderfast.store.base import Change, PaymentAlreadyRecorded, PaymentRecord, Store
+from orderfast.store.base import Change, FeedEvent, PaymentAlreadyRecorded, PaymentRecord, Store
 
 log = logging.getLogger("orderfast.lifecycle")
 
@@ -108,6 +108,10 @@ class LifecycleService:
         if status != 200:
             log.warning("payment event %s for order %s: %s", n.event_id, n.order_id, outcome)
         return PaymentResult(status, order, outcome)
+
+    async def events_after(self, position: int, limit: int) -> list[FeedEvent]:
+        """The event feed: committed events after ``position``, in feed order."""
+        return await self._store.events_after(position, limit)
 
     async def sweep(self, batch: int = 100) -> int:
         """Cancels every unpaid order older than the payment timeout; returns how many."""

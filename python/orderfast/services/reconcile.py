@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from orderfast.outbox.publisher import RedisStreamsPublisher
+from collections.abc import Sequence
+from typing import Protocol
+
 from orderfast.store.base import Discrepancy, Store
+
+
+class BrokerView(Protocol):
+    """What reconciliation reads from the broker (the Redis Streams publisher is one)."""
+
+    async def oldest_ref(self, aggregate_type: str) -> str | None: ...
+
+    async def stream_has(self, aggregate_type: str, refs: Sequence[str]) -> list[bool]: ...
 
 
 def _stream_id(ref: str) -> tuple[int, int]:
@@ -12,7 +22,7 @@ def _stream_id(ref: str) -> tuple[int, int]:
 
 
 async def reconcile(
-    store: Store, publisher: RedisStreamsPublisher | None = None, *, republish: bool = False, recent: int = 10_000
+    store: Store, publisher: BrokerView | None = None, *, republish: bool = False, recent: int = 10_000
 ) -> list[Discrepancy]:
     """Database checks always; with a publisher, also the last ``recent`` published events against
     the stream: an acknowledged entry the broker no longer has (and did not trim) was lost, and with

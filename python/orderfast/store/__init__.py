@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 from orderfast.config import Settings
 from orderfast.store.base import Store
-
-# Errors that mean the database could not be reached or is going away — not a bug, and a retry
-# (same Idempotency-Key) may well succeed: network failures, pool and statement timeouts,
-# connections closed under a query, a server shutting down or not yet accepting connections.
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError,
-)
 
 
 def make_store(settings: Settings) -> Store:

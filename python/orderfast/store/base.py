@@ -38,6 +38,12 @@ class ConstraintViolation(StoreError):
     """A write would break a rule the database guards (e.g. max_redemptions below redemptions)."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is going away (network, pool or statement timeout, a
+    server shutting down, a file it cannot write): not a bug, and a retry may well succeed. Each
+    adapter turns its driver's errors of this kind into this one; no other layer sees a driver."""
+
+
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     """What the store remembers of an acknowledged request, unique on (principal, key)."""

@@ -23,7 +23,6 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
-from orderfast.store.base import ConstraintViolation
 
 T = TypeVar("T")
 
@@ -55,12 +54,11 @@ _NEXT = "nextval('catalog_version'), date_trunc('milliseconds', clock_timestamp(
 
 
 async def _write(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record:
-    try:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", CATALOG_LOCK)
-            row = await conn.fetchrow(sql, *args)
-    except asyncpg.IntegrityConstraintViolationError as e:
-        raise ConstraintViolation(str(e)) from None
+    # A write that breaks a stored rule raises the driver's integrity error, which the store's
+    # connection turns into ConstraintViolation.
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", CATALOG_LOCK)
+        row = await conn.fetchrow(sql, *args)
     assert row is not None
     return row
 

@@ -22,6 +22,7 @@ from orderfast.store import migrations, reconcile_sql
 from orderfast.store.base import (
     ApiKeyRecord,
     Change,
+    ConstraintViolation,
     CreateOutcome,
     DeadEvent,
     Discrepancy,
@@ -33,11 +34,55 @@ from orderfast.store.base import (
     PaymentRecord,
     SchemaOutOfDate,
     StoreError,
+    StoreUnavailable,
 )
 from orderfast.store.group_commit import GroupCommit
 from orderfast.store.postgres import catalog, lifecycle, orders, outbox
 
 _MIGRATE_LOCK = 0x6F66_0001
+
+# The driver's ways of saying the database could not be reached or is going away: network failures,
+# pool and statement timeouts, connections closed under a query, a server shutting down or not yet
+# accepting connections.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+class _Connection:
+    """A pooled connection for one store call; the driver's errors leave it as the store's own
+    (the one place they are converted). A class rather than a generator-based context manager:
+    it is on every request's path."""
+
+    __slots__ = ("_acquire",)
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._acquire = pool.acquire()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._acquire.__aenter__()
+        except UNAVAILABLE as e:
+            raise StoreUnavailable(type(e).__name__) from e
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            await self._acquire.__aexit__(kind, exc, tb)
+        except UNAVAILABLE as e:
+            raise StoreUnavailable(type(e).__name__) from e
+        if exc is None or isinstance(exc, StoreError):
+            return
+        if isinstance(exc, UNAVAILABLE):
+            raise StoreUnavailable(type(exc).__name__) from exc
+        if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+            raise ConstraintViolation(type(exc).__name__) from None
 
 
 class PostgresStore:
@@ -52,6 +97,9 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self.group = GroupCommit(self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size))
 
+    def _connection(self) -> _Connection:
+        return _Connection(self.pool)
+
     @property
     def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -65,7 +113,7 @@ class PostgresStore:
             except (OSError, asyncpg.PostgresError) as e:
                 raise StoreError(f"cannot connect to PostgreSQL: {e}") from None
         if check_schema:
-            async with self.pool.acquire() as conn:
+            async with self._connection() as conn:
                 version = await _schema_version(conn)
             expected = migrations.latest("postgres")
             if version != expected:
@@ -80,7 +128,7 @@ class PostgresStore:
 
     async def migrate(self) -> list[str]:
         applied = []
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATE_LOCK)
             try:
                 await conn.execute(
@@ -113,31 +161,31 @@ class PostgresStore:
         return await self.group.submit(batch)
 
     async def _create_batch(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await orders.create_batch(conn, batch)
 
     async def get_order(self, order_id: str) -> Order | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await orders.get_order(conn, order_id)
 
     async def list_orders(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await orders.list_orders(conn, customer_id, limit, before)
 
     async def change_order(self, order_id: str, decide: Callable[[Order], Change]) -> tuple[Order, Change] | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await lifecycle.change_order(conn, order_id, decide)
 
     async def find_payment(self, event_id: str) -> PaymentRecord | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await lifecycle.find_payment(conn, event_id)
 
     async def expire_orders(self, created_before: datetime, limit: int) -> list[Order]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await lifecycle.expire_orders(conn, created_before, limit)
 
     async def put_api_key(self, record: ApiKeyRecord) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 "INSERT INTO api_keys (prefix, key_hash, name, roles, created_at) VALUES ($1, $2, $3, $4, $5)",
                 record.prefix,
@@ -148,24 +196,24 @@ class PostgresStore:
             )
 
     async def get_api_key(self, prefix: str) -> ApiKeyRecord | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE prefix = $1", prefix)
         return None if row is None else _api_key(row)
 
     async def list_api_keys(self) -> list[ApiKeyRecord]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at")
         return [_api_key(r) for r in rows]
 
     async def revoke_api_key(self, prefix: str) -> bool:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(
                 "UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL", prefix
             )
         return bool(status.endswith(" 1"))
 
     async def reconcile(self) -> list[Discrepancy]:
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             # One snapshot for all three checks, so they describe the same moment.
             found = [
                 Discrepancy("missing_events", str(r[0]), f"last_sequence {r[1]}, {r[2]} events up to sequence {r[3]}")
@@ -182,73 +230,73 @@ class PostgresStore:
             return found
 
     async def events_after(self, position: int, limit: int) -> list[FeedEvent]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await lifecycle.events_after(conn, position, limit)
 
     async def find_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await orders.find_idempotency(conn, principal, key)
 
     async def put_product(self, spec: ProductSpec) -> tuple[Product, bool]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.put_product(conn, spec)
 
     async def get_product(self, sku: str) -> Product | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.get_product(conn, sku)
 
     async def put_coupon(self, spec: CouponSpec) -> tuple[Coupon, bool]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.put_coupon(conn, spec)
 
     async def get_coupon(self, code: str) -> Coupon | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.get_coupon(conn, code)
 
     async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.put_promotion(conn, spec)
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.get_promotion(conn, promotion_id)
 
     async def catalog_since(self, version: int) -> CatalogChanges:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await catalog.catalog_since(conn, version)
 
     # -- relay ----------------------------------------------------------------------------------
 
     async def claim_outbox(self, limit: int, lease_seconds: float) -> list[OutboxMessage]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.claim(conn, limit, lease_seconds)
 
     async def mark_published(self, published: list[tuple[int, str]]) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.mark_published(conn, published)
 
     async def mark_failed(self, failed: list[tuple[int, str]], max_attempts: int, delays: list[float]) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.mark_failed(conn, failed, max_attempts, delays)
 
     async def dead_events(self, limit: int) -> list[DeadEvent]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.dead_events(conn, limit)
 
     async def replay_dead(self, event_id: str) -> bool:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.replay_dead(conn, event_id)
 
     async def outbox_stats(self) -> OutboxStats:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.stats(conn)
 
     async def published_refs(self, limit: int) -> list[tuple[int, str]]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.published_refs(conn, limit)
 
     async def unpublish(self, positions: list[int]) -> None:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             return await outbox.unpublish(conn, positions)
 
     async def listen_outbox(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:

@@ -42,6 +42,7 @@ from orderfast.store.base import (
     PaymentRecord,
     SchemaOutOfDate,
     StoreError,
+    StoreUnavailable,
 )
 from orderfast.store.group_commit import GroupCommit
 from orderfast.store.sqlite import catalog, lifecycle, orders, outbox
@@ -73,7 +74,12 @@ class SqliteStore:
         try:
             return fn(self._conn)
         except sqlite3.IntegrityError as e:
-            raise ConstraintViolation(str(e)) from None
+            raise ConstraintViolation(e.sqlite_errorname) from None
+        except sqlite3.OperationalError as e:
+            # Locked past the busy timeout, or the disk failing or full: retry later, not a bug.
+            if e.sqlite_errorname.startswith(("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL")):
+                raise StoreUnavailable(e.sqlite_errorname) from e
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
