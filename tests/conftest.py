@@ -14,6 +14,9 @@ from typing import Any, TypeVar
 import asyncpg
 import pytest
 
+from orderfast import _core
+from orderfast.domain.orders import Order, utc_now_ms
+from orderfast.domain.plans import Change, TransitionPlan, plan_change
 from orderfast.store.base import Store
 from orderfast.store.postgres import PostgresStore
 from orderfast.store.sqlite import SqliteStore
@@ -23,6 +26,11 @@ PG_ADMIN_DSN = os.environ.get("ORDERFAST_TEST_PG_DSN", "postgresql://postgres@12
 T = TypeVar("T")
 JWT_SECRET = "test-secret-" + "x" * 40
 WEBHOOK_SECRET = "whsec-test-" + "w" * 32
+
+
+def planned(decide: Callable[[Order], Change]) -> Callable[[Order], TransitionPlan]:
+    """A decision as the store takes it: the plan of its writes, now, with fresh ids."""
+    return lambda order: plan_change(order, decide(order), at=utc_now_ms(), new_id=_core.new_order_id)
 
 
 def unavailable(what: str) -> None:

@@ -14,6 +14,7 @@ from orderfast.domain.orders import CancelReason
 from orderfast.outbox.publisher import RedisStreamsPublisher
 from orderfast.outbox.relay import Relay, RelaySettings, backoff, dead_count, lag_seconds
 from orderfast.store.base import Change, OutboxMessage, Store
+from tests.conftest import planned
 from tests.store.test_contract import new_order, put
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +35,9 @@ async def orders_with_events(store: Store, n: int) -> list[str]:
     for _ in range(n):
         new = new_order()
         await store.create_orders([new])
-        await store.change_order(new.order.id, lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
+        await store.change_order(
+            new.order.id, planned(lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
+        )
         ids.append(new.order.id)
     return ids
 
@@ -114,9 +117,9 @@ async def test_two_relays_never_reorder_one_orders_events(
         ids.append(new.order.id)
     # Each order: created, paid, refunded twice → 4 events that must stay in sequence.
     for oid in ids:
-        await store.change_order(oid, lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency)))
-        await store.change_order(oid, lambda o: Change(transition=lifecycle.refund(o, 1), refund=1))
-        await store.change_order(oid, lambda o: Change(transition=lifecycle.refund(o, None), refund=o.total - 1))
+        await store.change_order(oid, planned(lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency))))
+        await store.change_order(oid, planned(lambda o: Change(transition=lifecycle.refund(o, 1))))
+        await store.change_order(oid, planned(lambda o: Change(transition=lifecycle.refund(o, None))))
     relays = [Relay(store, publisher, RelaySettings(batch=3)) for _ in range(2)]
 
     async def drain(relay: Relay) -> None:

@@ -14,6 +14,7 @@ from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.payments import PaymentNotice
 from orderfast.store.base import Change, FeedEvent, Store
 from orderfast.store.postgres import PostgresStore
+from tests.conftest import planned
 from tests.store.test_contract import new_order, put, stock
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,7 @@ async def test_expiry_cancels_only_old_unpaid_orders_and_returns_their_stock(sto
     old = await place(store, qty=3, age=timedelta(minutes=20))
     fresh = await place(store, qty=5)
     paid_old = await place(store, qty=1, age=timedelta(minutes=30))
-    await store.change_order(paid_old.id, lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency)))
+    await store.change_order(paid_old.id, planned(lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency))))
     assert await stock(store, "SKU-A") == 91
     assert await service.sweep() == 1
     expired = await store.get_order(old.id)
@@ -106,7 +107,7 @@ async def feed(store: Store, after: int, expect: int) -> list[FeedEvent]:
 async def test_feed_is_in_order_and_complete(store: Store) -> None:
     await put(store, "SKU-A", stock=10)
     first = await place(store)
-    await store.change_order(first.id, lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
+    await store.change_order(first.id, planned(lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN))))
     second = await place(store)
     events = await feed(store, 0, 3)
     assert [(e.envelope["aggregate_id"], e.envelope["sequence"]) for e in events] == [
@@ -160,3 +161,21 @@ async def test_feed_positions_survive_a_rolled_back_insert(pg_store: PostgresSto
     a = await place(store)
     events = await feed(store, 0, 1)
     assert [e.envelope["aggregate_id"] for e in events] == [a.id]
+
+
+async def test_a_change_is_stamped_with_the_services_clock(store: Store) -> None:
+    """The service decides when (its clock), not the store: the event says the clock's time."""
+    await put(store, "SKU-A", stock=10)
+    clock = FakeClock()
+    clock.now = datetime(2031, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    service = LifecycleService(store, clock=clock)
+    placed = await place(store, qty=1)
+    await service.cancel(placed.id, placed.customer_id, False)
+    events: list[FeedEvent] = []
+    for _ in range(100):  # the feed may trail the commit by a moment on PostgreSQL: poll, bounded
+        events = [e for e in await store.events_after(0, 1000) if e.envelope["aggregate_id"] == placed.id]
+        if len(events) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [e.envelope["type"] for e in events] == ["order.created", "order.canceled"]
+    assert events[1].envelope["occurred_at"] == "2031-01-02T03:04:05.678Z"

@@ -11,6 +11,7 @@ from orderfast.domain.orders import CancelReason
 from orderfast.store.base import Change, Store
 from orderfast.store.postgres import PostgresStore
 from orderfast.store.sqlite import SqliteStore
+from tests.conftest import planned
 from tests.store.test_contract import new_order, put
 
 pytestmark = pytest.mark.anyio
@@ -32,8 +33,8 @@ async def test_a_consistent_store_reconciles(store: Store) -> None:
     await put(store, "SKU-A", stock=10)
     a, b = new_order(), new_order()
     await store.create_orders([a, b])
-    await store.change_order(a.order.id, lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
-    await store.change_order(b.order.id, lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency)))
+    await store.change_order(a.order.id, planned(lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN))))
+    await store.change_order(b.order.id, planned(lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency))))
     assert await store.reconcile() == []
 
 
@@ -42,7 +43,7 @@ async def test_broken_rows_are_found(store: Store) -> None:
     await put(store, "SKU-B", stock=10)
     a, b = new_order(), new_order(lines=(("SKU-B", 1, 100),))
     await store.create_orders([a, b])
-    await store.change_order(a.order.id, lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
+    await store.change_order(a.order.id, planned(lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN))))
     await sql(store, f"DELETE FROM outbox WHERE aggregate_id = '{a.order.id}' AND sequence = 2")
     await sql(store, "UPDATE products SET reserved = reserved + 5 WHERE sku = 'SKU-B'")
     await sql(

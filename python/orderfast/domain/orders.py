@@ -64,10 +64,14 @@ class Order:
     sequence: int = 1  # the sequence number of the order's latest event
 
 
+def to_ms(ts: datetime) -> datetime:
+    """Truncated to the millisecond: what every store can hold and give back exactly."""
+    return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
+
+
 def utc_now_ms() -> datetime:
-    """Now, truncated to the millisecond: what every store can hold and give back exactly."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+    """Now, to the millisecond."""
+    return to_ms(datetime.now(UTC))
 
 
 def format_timestamp(ts: datetime) -> str:

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from orderfast import _core
 from orderfast.domain import lifecycle
-from orderfast.domain.orders import CancelReason, Order, OrderStatus
+from orderfast.domain.orders import CancelReason, Order, OrderStatus, to_ms
+from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan, plan_change
 from orderfast.services.errors import InvalidInputError, NotFoundError
 from orderfast.services.payments import PaymentNotice
-from orderfast.store.base import Change, FeedEvent, PaymentAlreadyRecorded, PaymentRecord, Store
+from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, Store
 
 log = logging.getLogger("orderfast.lifecycle")
 
@@ -39,11 +40,20 @@ class LifecycleService:
         self._timeout = timedelta(seconds=payment_timeout)
         self._clock = clock
 
+    def _plan(self, decide: Callable[[Order], Change]) -> Callable[[Order], TransitionPlan]:
+        """What the store calls with the locked order: the decision, then every write it implies,
+        at this service's time and with fresh ids."""
+
+        def plan(order: Order) -> TransitionPlan:
+            return plan_change(order, decide(order), at=to_ms(self._clock()), new_id=_core.new_order_id)
+
+        return plan
+
     async def _change(self, order_id: str, decide: Callable[[Order], Change]) -> Order:
-        result = await self._store.change_order(order_id, decide) if _core.is_order_id(order_id) else None
-        if result is None:
+        applied = await self._store.change_order(order_id, self._plan(decide)) if _core.is_order_id(order_id) else None
+        if applied is None:
             raise NotFoundError("order")
-        return result[0]
+        return applied.after
 
     async def cancel(self, order_id: str, user_id: str, is_admin: bool) -> Order:
         """The owner cancels as ``customer``, an admin as ``admin``; anyone else sees no order."""
@@ -71,8 +81,7 @@ class LifecycleService:
                 raise InvalidInputError(
                     [("/amount", "refund_too_large", f"at most {most} {order.currency} can be refunded")]
                 ) from None
-            refunded = transition.order.refunded - order.refunded
-            return Change(transition=transition, refund=refunded)
+            return Change(transition=transition)
 
         return await self._change(order_id, decide)
 
@@ -118,7 +127,7 @@ class LifecycleService:
         cutoff = self._clock() - self._timeout
         total = 0
         while True:
-            expired = await self._store.expire_orders(cutoff, batch)
+            expired = await self._store.expire_orders(cutoff, batch, self._plan(_expire))
             total += len(expired)
             if len(expired) < batch:
                 return total
@@ -131,6 +140,10 @@ class LifecycleService:
                     log.info("expired %d unpaid orders", n)
             except Exception:
                 log.exception("expiry sweep failed; retrying next interval")
+
+
+def _expire(order: Order) -> Change:
+    return Change(transition=lifecycle.cancel(order, CancelReason.EXPIRED))
 
 
 def _amount(n: PaymentNotice, order: Order) -> int:

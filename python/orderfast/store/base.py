@@ -22,8 +22,10 @@ from orderfast.domain.catalog import (
     PromotionSpec,
 )
 from orderfast.domain.events import OutboxEvent
-from orderfast.domain.lifecycle import Transition
 from orderfast.domain.orders import Order
+from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan
+
+__all__ = ["Change", "PaymentRecord", "TransitionPlan"]  # the plans' vocabulary, re-exported
 
 
 class StoreError(Exception):
@@ -94,32 +96,8 @@ class CouponExhausted:
 CreateOutcome = Created | Duplicate | OutOfStock | CouponExhausted
 
 
-@dataclass(frozen=True, slots=True)
-class PaymentRecord:
-    """A payment provider's event as processed, unique on ``event_id``: a redelivery gets the
-    same answer and changes nothing."""
-
-    event_id: str
-    order_id: str
-    status: str
-    amount: int
-    currency: str
-    outcome: str
-    http_status: int
-
-
 class PaymentAlreadyRecorded(StoreError):
     """Another delivery of the same provider event was recorded first."""
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """What one order change writes, all in one transaction with the order row locked."""
-
-    transition: Transition | None = None  # new state, its event, its stock effect
-    review: str | None = None  # flag the order for an operator
-    payment: PaymentRecord | None = None  # the provider event that caused this change
-    refund: int | None = None  # minor units: record a refund row
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,17 +211,21 @@ class Store(OutboxStore, Protocol):
 
     async def get_order(self, order_id: str) -> Order | None: ...
 
-    async def change_order(self, order_id: str, decide: Callable[[Order], Change]) -> tuple[Order, Change] | None:
-        """Locks the order, asks ``decide`` (pure; may raise to change nothing) what changes, and
-        writes all of it in one transaction: state, stock, event, flags, payment and refund
-        records. Returns the order after the change, or None when there is no such order.
-        Raises PaymentAlreadyRecorded when the change's payment event was recorded before."""
+    async def change_order(self, order_id: str, plan: Callable[[Order], TransitionPlan]) -> TransitionPlan | None:
+        """Locks the order, asks ``plan`` (pure; may raise to change nothing) for the writes, and
+        applies them in one transaction, deciding nothing. Returns the plan applied, or None when
+        there is no such order. Raises PaymentAlreadyRecorded when the plan's payment event was
+        recorded before (and then writes nothing)."""
 
     async def find_payment(self, event_id: str) -> PaymentRecord | None: ...
 
-    async def expire_orders(self, created_before: datetime, limit: int) -> list[Order]:
-        """Cancels (reason ``expired``) up to ``limit`` unpaid orders created before the cutoff,
-        releasing their stock. Safe to run in several processes at once."""
+    async def expire_orders(
+        self, created_before: datetime, limit: int, plan: Callable[[Order], TransitionPlan]
+    ) -> list[Order]:
+        """Locks up to ``limit`` unpaid orders created before the cutoff (skipping any another
+        process holds), applies ``plan`` of each in one transaction, with the stock moves of the
+        whole batch summed and taken in SKU order; returns the orders after. Safe to run in
+        several processes at once."""
 
     async def put_api_key(self, record: ApiKeyRecord) -> None: ...
 

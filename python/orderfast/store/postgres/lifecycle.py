@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from orderfast import _core
-from orderfast.domain.events import transition_event
-from orderfast.domain.lifecycle import StockEffect, cancel
-from orderfast.domain.orders import CancelReason, Order, utc_now_ms
-from orderfast.store.base import Change, FeedEvent, PaymentAlreadyRecorded, PaymentRecord
+from orderfast.domain.orders import Order
+from orderfast.domain.plans import StockMove, TransitionPlan, merged_moves
+from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, PaymentRecord
 from orderfast.store.postgres.orders import LIFECYCLE_COLUMNS, ORDER_COLUMNS, orders_from_rows
 
 FEED_LOCK = 0x6F66_0003
@@ -22,11 +19,12 @@ FEED_LOCK = 0x6F66_0003
 _LOCK_ORDER = f"SELECT {ORDER_COLUMNS}, {LIFECYCLE_COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
 
 
-async def _apply(conn: asyncpg.Connection, order: Order, change: Change) -> Order:
-    now = utc_now_ms()
-    after = order
-    if change.payment is not None:
-        p = change.payment
+async def _apply(conn: asyncpg.Connection, plan: TransitionPlan, *, moves: bool = True) -> Order:
+    """Writes ``plan``: nothing is decided here. ``moves=False`` when the caller applies the stock
+    moves itself (summed over a batch)."""
+    at = plan.at
+    order, after = plan.before, plan.after
+    if (p := plan.payment) is not None:
         inserted = await conn.fetchval(
             "INSERT INTO payment_events (event_id, order_id, status, amount_minor, currency, outcome, http_status, "
             "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING true",
@@ -37,46 +35,33 @@ async def _apply(conn: asyncpg.Connection, order: Order, change: Change) -> Orde
             p.currency,
             p.outcome,
             p.http_status,
-            now,
+            at,
         )
         if not inserted:
             raise PaymentAlreadyRecorded(p.event_id)
-    if change.transition is not None:
-        t = change.transition
-        after = t.order
-        lines = sorted(order.lines, key=lambda ln: ln.sku)
-        if t.stock is StockEffect.RELEASE:
-            await conn.executemany(
-                "UPDATE products SET stock = stock + $2, reserved = reserved - $2 WHERE sku = $1",
-                [(ln.sku, ln.quantity) for ln in lines],
-            )
-        elif t.stock is StockEffect.SELL:
-            await conn.executemany(
-                "UPDATE products SET reserved = reserved - $2 WHERE sku = $1", [(ln.sku, ln.quantity) for ln in lines]
-            )
-        event = transition_event(_core.new_order_id(), t, now)
+    if moves:
+        await _move_stock(conn, plan.stock)
+    if (e := plan.event) is not None:
         await conn.execute(
             "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, envelope, occurred_at) "
             "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
-            event.id,
-            event.aggregate_type,
-            event.aggregate_id,
-            event.sequence,
-            event.type,
-            orjson.dumps(event.envelope).decode(),
-            now,
+            e.id,
+            e.aggregate_type,
+            e.aggregate_id,
+            e.sequence,
+            e.type,
+            orjson.dumps(e.envelope).decode(),
+            at,
         )
-    if change.review is not None:
-        after = replace(after, review=change.review)
-    if change.refund is not None:
+    if (r := plan.refund) is not None:
         await conn.execute(
             "INSERT INTO refunds (id, order_id, amount_minor, created_at) VALUES ($1, $2, $3, $4)",
-            _core.new_order_id(),
-            order.id,
-            change.refund,
-            now,
+            r.id,
+            r.order_id,
+            r.amount,
+            at,
         )
-    if after is not order:
+    if plan.writes_order:
         await conn.execute(
             "UPDATE orders SET status = $2, cancel_reason = $3, captured_minor = $4, refunded_minor = $5, "
             "review = $6, last_sequence = $7, updated_at = $8 WHERE id = $1",
@@ -87,21 +72,28 @@ async def _apply(conn: asyncpg.Connection, order: Order, change: Change) -> Orde
             after.refunded,
             after.review,
             after.sequence,
-            now,
+            at,
         )
     return after
 
 
+async def _move_stock(conn: asyncpg.Connection, moves: Iterable[StockMove]) -> None:
+    args = [(m.sku, m.stock, m.reserved) for m in moves]
+    if args:
+        await conn.executemany("UPDATE products SET stock = stock + $2, reserved = reserved + $3 WHERE sku = $1", args)
+
+
 async def change_order(
-    conn: asyncpg.Connection, order_id: str, decide: Callable[[Order], Change]
-) -> tuple[Order, Change] | None:
+    conn: asyncpg.Connection, order_id: str, plan: Callable[[Order], TransitionPlan]
+) -> TransitionPlan | None:
     async with conn.transaction():
         rows = await conn.fetch(_LOCK_ORDER, order_id)
         if not rows:
             return None
         (order,) = await orders_from_rows(conn, rows)
-        change = decide(order)
-        return await _apply(conn, order, change), change
+        planned = plan(order)
+        await _apply(conn, planned)
+        return planned
 
 
 async def find_payment(conn: asyncpg.Connection, event_id: str) -> PaymentRecord | None:
@@ -113,7 +105,9 @@ async def find_payment(conn: asyncpg.Connection, event_id: str) -> PaymentRecord
     return None if row is None else PaymentRecord(*row)
 
 
-async def expire_orders(conn: asyncpg.Connection, created_before: datetime, limit: int) -> list[Order]:
+async def expire_orders(
+    conn: asyncpg.Connection, created_before: datetime, limit: int, plan: Callable[[Order], TransitionPlan]
+) -> list[Order]:
     async with conn.transaction():
         # SKIP LOCKED: several sweepers share the work; an order being paid right now is left alone.
         rows = await conn.fetch(
@@ -122,8 +116,10 @@ async def expire_orders(conn: asyncpg.Connection, created_before: datetime, limi
             created_before,
             limit,
         )
-        orders = await orders_from_rows(conn, rows)
-        return [await _apply(conn, o, Change(transition=cancel(o, CancelReason.EXPIRED))) for o in orders]
+        plans = [plan(o) for o in await orders_from_rows(conn, rows)]
+        # The whole batch's stock at once, in SKU order: no deadlock with a concurrent change.
+        await _move_stock(conn, merged_moves(plans))
+        return [await _apply(conn, p, moves=False) for p in plans]
 
 
 async def sequence_feed(conn: asyncpg.Connection, limit: int = 5000) -> int:

@@ -21,7 +21,6 @@ from orderfast.domain.orders import Order
 from orderfast.store import migrations, reconcile_sql
 from orderfast.store.base import (
     ApiKeyRecord,
-    Change,
     ConstraintViolation,
     CreateOutcome,
     DeadEvent,
@@ -35,6 +34,7 @@ from orderfast.store.base import (
     SchemaOutOfDate,
     StoreError,
     StoreUnavailable,
+    TransitionPlan,
 )
 from orderfast.store.group_commit import GroupCommit
 from orderfast.store.postgres import catalog, lifecycle, orders, outbox
@@ -172,17 +172,19 @@ class PostgresStore:
         async with self._connection() as conn:
             return await orders.list_orders(conn, customer_id, limit, before)
 
-    async def change_order(self, order_id: str, decide: Callable[[Order], Change]) -> tuple[Order, Change] | None:
+    async def change_order(self, order_id: str, plan: Callable[[Order], TransitionPlan]) -> TransitionPlan | None:
         async with self._connection() as conn:
-            return await lifecycle.change_order(conn, order_id, decide)
+            return await lifecycle.change_order(conn, order_id, plan)
 
     async def find_payment(self, event_id: str) -> PaymentRecord | None:
         async with self._connection() as conn:
             return await lifecycle.find_payment(conn, event_id)
 
-    async def expire_orders(self, created_before: datetime, limit: int) -> list[Order]:
+    async def expire_orders(
+        self, created_before: datetime, limit: int, plan: Callable[[Order], TransitionPlan]
+    ) -> list[Order]:
         async with self._connection() as conn:
-            return await lifecycle.expire_orders(conn, created_before, limit)
+            return await lifecycle.expire_orders(conn, created_before, limit, plan)
 
     async def put_api_key(self, record: ApiKeyRecord) -> None:
         async with self._connection() as conn:

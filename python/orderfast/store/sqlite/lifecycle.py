@@ -3,69 +3,46 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from orderfast import _core
-from orderfast.domain.events import transition_event
-from orderfast.domain.lifecycle import StockEffect, cancel
-from orderfast.domain.orders import CancelReason, Order, utc_now_ms
-from orderfast.store.base import Change, FeedEvent, PaymentAlreadyRecorded, PaymentRecord
+from orderfast.domain.orders import Order
+from orderfast.domain.plans import StockMove, TransitionPlan, merged_moves
+from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, PaymentRecord
 from orderfast.store.sqlite.codec import to_ms
 from orderfast.store.sqlite.orders import get_order
 
 
-def _apply(conn: sqlite3.Connection, order: Order, change: Change) -> Order:
-    now = utc_now_ms()
-    after = order
-    if change.payment is not None:
-        p = change.payment
+def _apply(conn: sqlite3.Connection, plan: TransitionPlan, *, moves: bool = True) -> Order:
+    """Writes ``plan``: nothing is decided here. ``moves=False`` when the caller applies the stock
+    moves itself (summed over a batch)."""
+    at = to_ms(plan.at)
+    order, after = plan.before, plan.after
+    if (p := plan.payment) is not None:
         cur = conn.execute(
             "INSERT INTO payment_events (event_id, order_id, status, amount_minor, currency, outcome, http_status, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (p.event_id, p.order_id, p.status, p.amount, p.currency, p.outcome, p.http_status, to_ms(now)),
+            (p.event_id, p.order_id, p.status, p.amount, p.currency, p.outcome, p.http_status, at),
         )
         if cur.rowcount == 0:
             raise PaymentAlreadyRecorded(p.event_id)
-    if change.transition is not None:
-        t = change.transition
-        after = t.order
-        lines = sorted(order.lines, key=lambda ln: ln.sku)
-        if t.stock is StockEffect.RELEASE:
-            conn.executemany(
-                "UPDATE products SET stock = stock + ?, reserved = reserved - ? WHERE sku = ?",
-                [(ln.quantity, ln.quantity, ln.sku) for ln in lines],
-            )
-        elif t.stock is StockEffect.SELL:
-            conn.executemany(
-                "UPDATE products SET reserved = reserved - ? WHERE sku = ?", [(ln.quantity, ln.sku) for ln in lines]
-            )
-        event = transition_event(_core.new_order_id(), t, now)
+    if moves:
+        _move_stock(conn, plan.stock)
+    if (e := plan.event) is not None:
         conn.execute(
             "INSERT INTO outbox (event_id, aggregate_type, aggregate_id, sequence, event_type, envelope, occurred_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.id,
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence,
-                event.type,
-                orjson.dumps(event.envelope).decode(),
-                to_ms(now),
-            ),
+            (e.id, e.aggregate_type, e.aggregate_id, e.sequence, e.type, orjson.dumps(e.envelope).decode(), at),
         )
-    if change.review is not None:
-        after = replace(after, review=change.review)
-    if change.refund is not None:
+    if (r := plan.refund) is not None:
         conn.execute(
             "INSERT INTO refunds (id, order_id, amount_minor, created_at) VALUES (?, ?, ?, ?)",
-            (_core.new_order_id(), order.id, change.refund, to_ms(now)),
+            (r.id, r.order_id, r.amount, at),
         )
-    if after is not order:
+    if plan.writes_order:
         conn.execute(
             "UPDATE orders SET status = ?, cancel_reason = ?, captured_minor = ?, refunded_minor = ?, review = ?, "
             "last_sequence = ?, updated_at = ? WHERE id = ?",
@@ -76,29 +53,36 @@ def _apply(conn: sqlite3.Connection, order: Order, change: Change) -> Order:
                 after.refunded,
                 after.review,
                 after.sequence,
-                to_ms(now),
+                at,
                 order.id,
             ),
         )
     return after
 
 
+def _move_stock(conn: sqlite3.Connection, moves: Iterable[StockMove]) -> None:
+    conn.executemany(
+        "UPDATE products SET stock = stock + ?, reserved = reserved + ? WHERE sku = ?",
+        [(m.stock, m.reserved, m.sku) for m in moves],
+    )
+
+
 def change_order(
-    conn: sqlite3.Connection, order_id: str, decide: Callable[[Order], Change]
-) -> tuple[Order, Change] | None:
+    conn: sqlite3.Connection, order_id: str, plan: Callable[[Order], TransitionPlan]
+) -> TransitionPlan | None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         order = get_order(conn, order_id)
         if order is None:
             conn.execute("ROLLBACK")
             return None
-        change = decide(order)
-        after = _apply(conn, order, change)
+        planned = plan(order)
+        _apply(conn, planned)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return after, change
+    return planned
 
 
 def find_payment(conn: sqlite3.Connection, event_id: str) -> PaymentRecord | None:
@@ -110,7 +94,9 @@ def find_payment(conn: sqlite3.Connection, event_id: str) -> PaymentRecord | Non
     return None if row is None else PaymentRecord(*row)
 
 
-def expire_orders(conn: sqlite3.Connection, created_before: datetime, limit: int) -> list[Order]:
+def expire_orders(
+    conn: sqlite3.Connection, created_before: datetime, limit: int, plan: Callable[[Order], TransitionPlan]
+) -> list[Order]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         ids = [
@@ -120,11 +106,9 @@ def expire_orders(conn: sqlite3.Connection, created_before: datetime, limit: int
                 (to_ms(created_before), limit),
             )
         ]
-        expired = []
-        for oid in ids:
-            order = get_order(conn, oid)
-            assert order is not None
-            expired.append(_apply(conn, order, Change(transition=cancel(order, CancelReason.EXPIRED))))
+        plans = [plan(order) for oid in ids if (order := get_order(conn, oid)) is not None]
+        _move_stock(conn, merged_moves(plans))
+        expired = [_apply(conn, p, moves=False) for p in plans]
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

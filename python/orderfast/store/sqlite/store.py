@@ -29,7 +29,6 @@ from orderfast.domain.orders import Order, utc_now_ms
 from orderfast.store import migrations, reconcile_sql
 from orderfast.store.base import (
     ApiKeyRecord,
-    Change,
     ConstraintViolation,
     CreateOutcome,
     DeadEvent,
@@ -43,6 +42,7 @@ from orderfast.store.base import (
     SchemaOutOfDate,
     StoreError,
     StoreUnavailable,
+    TransitionPlan,
 )
 from orderfast.store.group_commit import GroupCommit
 from orderfast.store.sqlite import catalog, lifecycle, orders, outbox
@@ -137,14 +137,16 @@ class SqliteStore:
     async def list_orders(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
         return await self._run(lambda conn: orders.list_orders(conn, customer_id, limit, before))
 
-    async def change_order(self, order_id: str, decide: Callable[[Order], Change]) -> tuple[Order, Change] | None:
-        return await self._run(lambda conn: lifecycle.change_order(conn, order_id, decide))
+    async def change_order(self, order_id: str, plan: Callable[[Order], TransitionPlan]) -> TransitionPlan | None:
+        return await self._run(lambda conn: lifecycle.change_order(conn, order_id, plan))
 
     async def find_payment(self, event_id: str) -> PaymentRecord | None:
         return await self._run(lambda conn: lifecycle.find_payment(conn, event_id))
 
-    async def expire_orders(self, created_before: datetime, limit: int) -> list[Order]:
-        return await self._run(lambda conn: lifecycle.expire_orders(conn, created_before, limit))
+    async def expire_orders(
+        self, created_before: datetime, limit: int, plan: Callable[[Order], TransitionPlan]
+    ) -> list[Order]:
+        return await self._run(lambda conn: lifecycle.expire_orders(conn, created_before, limit, plan))
 
     async def put_api_key(self, record: ApiKeyRecord) -> None:
         def _put(conn: sqlite3.Connection) -> None:

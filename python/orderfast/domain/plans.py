@@ -1,0 +1,111 @@
+"""Plans: everything one order change writes, decided here, applied by a store. No I/O.
+
+The service decides (a transition of the state machine, a review flag, a payment record), then
+``plan_change`` turns that decision into the complete list of writes: the order row after it, the
+stock moves, the event with its id and sequence, the payment and refund rows, the time. A store
+applies a plan in one transaction and decides nothing; the one condition it checks while applying
+is that a payment event is recorded only once (its unique id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from orderfast.domain.events import OutboxEvent, transition_event
+from orderfast.domain.lifecycle import StockEffect, Transition
+from orderfast.domain.orders import Order
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A payment provider's event as processed, unique on ``event_id``: a redelivery gets the
+    same answer and changes nothing."""
+
+    event_id: str
+    order_id: str
+    status: str
+    amount: int
+    currency: str
+    outcome: str
+    http_status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What the service decided for one order: applied with the order row locked."""
+
+    transition: Transition | None = None  # new state, its event, its stock effect
+    review: str | None = None  # flag the order for an operator
+    payment: PaymentRecord | None = None  # the provider event that caused this change
+
+
+@dataclass(frozen=True, slots=True)
+class StockMove:
+    """Added to a product's ``stock`` and ``reserved`` columns."""
+
+    sku: str
+    stock: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRecord:
+    id: str
+    order_id: str
+    amount: int  # minor units
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionPlan:
+    before: Order
+    after: Order  # the row to write; the same object as ``before`` when the row does not change
+    at: datetime  # when: the event's occurred_at, the rows' timestamps (milliseconds)
+    stock: tuple[StockMove, ...] = ()  # one per SKU, sorted by SKU (the lock order)
+    event: OutboxEvent | None = None
+    payment: PaymentRecord | None = None
+    refund: RefundRecord | None = None
+
+    @property
+    def writes_order(self) -> bool:
+        return self.after is not self.before
+
+
+def stock_moves(order: Order, effect: StockEffect) -> tuple[StockMove, ...]:
+    """What a stock effect does to each of the order's SKUs: a release puts the reservation back
+    on the shelf, a sale takes it out of the reservation for good."""
+    if effect is StockEffect.NONE:
+        return ()
+    sold = effect is StockEffect.SELL
+    return tuple(
+        StockMove(ln.sku, 0 if sold else ln.quantity, -ln.quantity) for ln in sorted(order.lines, key=lambda x: x.sku)
+    )
+
+
+def plan_change(order: Order, change: Change, *, at: datetime, new_id: Callable[[], str]) -> TransitionPlan:
+    """The writes of ``change`` to ``order``; ``new_id`` gives the event's and the refund's ids."""
+    after = order
+    moves: tuple[StockMove, ...] = ()
+    event = refund = None
+    t = change.transition
+    if t is not None:
+        after = t.order
+        moves = stock_moves(order, t.stock)
+        event = transition_event(new_id(), t, at)
+        if after.refunded > order.refunded:
+            refund = RefundRecord(new_id(), order.id, after.refunded - order.refunded)
+    if change.review is not None:
+        after = replace(after, review=change.review)
+    return TransitionPlan(order, after, at, moves, event, change.payment, refund)
+
+
+def merged_moves(plans: Iterable[TransitionPlan]) -> list[StockMove]:
+    """The stock moves of several plans summed per SKU and sorted by SKU: a batch (expiry) locks
+    each product once, in one global order, so it cannot deadlock with a concurrent change."""
+    total: dict[str, tuple[int, int]] = {}
+    for plan in plans:
+        for m in plan.stock:
+            stock, reserved = total.get(m.sku, (0, 0))
+            total[m.sku] = (stock + m.stock, reserved + m.reserved)
+    return [StockMove(sku, stock, reserved) for sku, (stock, reserved) in sorted(total.items())]
