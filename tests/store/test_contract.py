@@ -316,3 +316,23 @@ async def test_one_batch_decides_each_order_on_its_own(store: Store) -> None:
     assert await store.get_order(too_big.order.id) is None
     stored = await store.get_order(big_twin.order.id)
     assert stored is not None and stored.lines == big_twin.order.lines
+
+
+async def test_a_refusal_names_the_first_short_sku_in_line_order(store: Store) -> None:
+    """The plan's moves follow the lines: both stores name the same SKU (SQLite used to name the
+    first by SKU order, PostgreSQL by line order)."""
+    await put(store, "SKU-A", stock=1)
+    await put(store, "SKU-B", stock=1)
+    (outcome,) = await store.create_orders([new_order(lines=(("SKU-B", 5, 100), ("SKU-A", 5, 100)))])
+    assert outcome == OutOfStock("SKU-B")
+    assert (await stock(store, "SKU-A"), await stock(store, "SKU-B")) == (1, 1)
+
+
+async def test_one_sku_on_two_lines_reserves_the_sum(store: Store) -> None:
+    """Quantities are summed per SKU before the stock is checked: two lines of 6 on a stock of 10
+    are refused whole (PostgreSQL checked each line alone, over-reserved and failed the batch)."""
+    await put(store, "SKU-A", stock=10)
+    (refused,) = await store.create_orders([new_order(lines=(("SKU-A", 6, 100), ("SKU-A", 6, 100)))])
+    assert refused == OutOfStock("SKU-A") and await stock(store, "SKU-A") == 10
+    (created,) = await store.create_orders([new_order(lines=(("SKU-A", 4, 100), ("SKU-A", 5, 100)))])
+    assert isinstance(created, Created) and await stock(store, "SKU-A") == 1

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from orderfast.domain.catalog import CatalogChanges, Coupon, CouponSpec, Product, ProductSpec, Promotion, PromotionSpec
 from orderfast.domain.orders import Order
 from orderfast.store.base import (
+    CouponExhausted,
     Created,
     CreateOutcome,
     Duplicate,
@@ -44,36 +46,27 @@ class FakeStore:
         if self.gate is not None:
             await self.gate.wait()
         out: list[CreateOutcome] = []
-        for new in batch:
-            k = (new.idempotency.principal, new.idempotency.key)
-            if k in self.keys:
-                out.append(Duplicate(self.keys[k]))
-                continue
+        for plan in batch:  # applies each plan, checking its conditions in the plan's order
+            k = (plan.idempotency.principal, plan.idempotency.key)
+            coupon = None if plan.coupon is None else self.coupons.get(plan.coupon)
             short = next(
-                (
-                    ln.sku
-                    for ln in new.order.lines
-                    if self.products.get(ln.sku) is None or self.products[ln.sku].stock < ln.quantity
-                ),
+                (m.sku for m in plan.stock if m.sku not in self.products or self.products[m.sku].stock + m.stock < 0),
                 None,
             )
-            if short is not None:
+            if k in self.keys:
+                out.append(Duplicate(self.keys[k]))
+            elif plan.coupon is not None and (coupon is None or not _room(coupon)):
+                out.append(CouponExhausted(plan.coupon))
+            elif short is not None:
                 out.append(OutOfStock(short))
-                continue
-            for ln in new.order.lines:
-                p = self.products[ln.sku]
-                self.products[ln.sku] = Product(
-                    p.sku,
-                    p.name,
-                    p.currency,
-                    p.price,
-                    p.stock - ln.quantity,
-                    p.version,
-                    p.updated_at,
-                )
-            self.orders[new.order.id] = new.order
-            self.keys[k] = new.idempotency
-            out.append(Created(new.order.id))
+            else:
+                for m in plan.stock:
+                    self.products[m.sku] = replace(self.products[m.sku], stock=self.products[m.sku].stock + m.stock)
+                if coupon is not None:
+                    self.coupons[coupon.spec.code] = replace(coupon, redemptions=coupon.redemptions + 1)
+                self.orders[plan.order.id] = plan.order
+                self.keys[k] = plan.idempotency
+                out.append(Created(plan.order.id))
         return out
 
     async def get_order(self, order_id: str) -> Order | None:
@@ -129,3 +122,8 @@ class FakeStore:
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
         return None
+
+
+def _room(coupon: Coupon) -> bool:
+    limit = coupon.spec.max_redemptions
+    return limit is None or coupon.redemptions < limit

@@ -1,10 +1,16 @@
-"""Plans: everything one order change writes, decided here, applied by a store. No I/O.
+"""Plans: everything one order command writes, decided here, applied by a store. No I/O.
 
-The service decides (a transition of the state machine, a review flag, a payment record), then
-``plan_change`` turns that decision into the complete list of writes: the order row after it, the
-stock moves, the event with its id and sequence, the payment and refund rows, the time. A store
-applies a plan in one transaction and decides nothing; the one condition it checks while applying
-is that a payment event is recorded only once (its unique id).
+Create-order: the service prices the order and builds its event and idempotency record; the
+``CreatePlan`` adds what the reservation is (stock moves per SKU, in line order) and the coupon to
+redeem. A store applies it checking only the conditions that must hold at the moment of writing —
+the key unused, the coupon's room, each move leaving stock at zero or more, in that order — and
+answers which one failed.
+
+Order changes: the service decides (a transition of the state machine, a review flag, a payment
+record), then ``plan_change`` turns that decision into the complete list of writes: the order row
+after it, the stock moves, the event with its id and sequence, the payment and refund rows, the
+time. A store applies it in one transaction and decides nothing; the one condition it checks is
+that a payment event is recorded only once (its unique id).
 """
 
 from __future__ import annotations
@@ -16,6 +22,18 @@ from datetime import datetime
 from orderfast.domain.events import OutboxEvent, transition_event
 from orderfast.domain.lifecycle import StockEffect, Transition
 from orderfast.domain.orders import Order
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What the store remembers of an acknowledged request, unique on (principal, key)."""
+
+    principal: str
+    key: str
+    fingerprint: bytes
+    status: int
+    body: bytes
+    order_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,30 @@ class StockMove:
     sku: str
     stock: int
     reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePlan:
+    """Everything one create-order writes: applied whole, or not at all."""
+
+    order: Order
+    event: OutboxEvent
+    idempotency: IdempotencyRecord
+
+    @property
+    def coupon(self) -> str | None:
+        """The coupon to redeem once (condition: it has room left)."""
+        return self.order.coupon
+
+    @property
+    def stock(self) -> tuple[StockMove, ...]:
+        """The reservation: each SKU's quantity, summed over the lines, moves from ``stock`` to
+        ``reserved`` (condition: stock stays at zero or more), in the order the lines name them —
+        so the first short SKU is the one a refusal names, on every store."""
+        quantities: dict[str, int] = {}
+        for ln in self.order.lines:
+            quantities[ln.sku] = quantities.get(ln.sku, 0) + ln.quantity
+        return tuple(StockMove(sku, -q, q) for sku, q in quantities.items())
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,11 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
-from orderfast.domain.events import OutboxEvent
 from orderfast.domain.orders import Order
-from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan
+from orderfast.domain.plans import Change, CreatePlan, IdempotencyRecord, PaymentRecord, TransitionPlan
 
-__all__ = ["Change", "PaymentRecord", "TransitionPlan"]  # the plans' vocabulary, re-exported
+# the plans' vocabulary, re-exported
+__all__ = ["Change", "CreatePlan", "IdempotencyRecord", "PaymentRecord", "TransitionPlan"]
 
 
 class StoreError(Exception):
@@ -46,25 +46,8 @@ class StoreUnavailable(StoreError):
     adapter turns its driver's errors of this kind into this one; no other layer sees a driver."""
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    """What the store remembers of an acknowledged request, unique on (principal, key)."""
-
-    principal: str
-    key: str
-    fingerprint: bytes
-    status: int
-    body: bytes
-    order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    """Everything one create-order transaction writes."""
-
-    order: Order
-    event: OutboxEvent
-    idempotency: IdempotencyRecord
+# What one create-order writes: the domain's plan, under the name the store contract has used.
+NewOrder = CreatePlan
 
 
 @dataclass(frozen=True, slots=True)

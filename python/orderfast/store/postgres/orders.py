@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 
 from orderfast.domain.orders import CancelReason, Order, OrderLine, OrderStatus
+from orderfast.domain.plans import StockMove
 from orderfast.store.base import (
     CouponExhausted,
     Created,
@@ -33,25 +34,32 @@ WITH_LINES = (
 )
 
 _CREATE_BATCH = (
-    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 34)) + ")"
+    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 38)) + ")"
 )
 
 
 async def create_batch(
     conn: asyncpg.Connection, batch: Sequence[NewOrder], *, retry: bool = True
 ) -> list[CreateOutcome]:
-    """Every order of ``batch`` in one statement, one transaction, one commit (see migration
-    0005). Each order succeeds or fails on its own; an error raised here fails the whole batch."""
+    """Every plan of ``batch`` applied in one statement, one transaction, one commit (migrations
+    0005, 0006). Each succeeds or fails on its own; an error raised here fails the whole batch."""
     orders_ = [new.order for new in batch]
     idems = [new.idempotency for new in batch]
     events = [new.event for new in batch]
     starts: list[int] = []
     counts: list[int] = []
     lines: list[OrderLine] = []
-    for order in orders_:
+    move_starts: list[int] = []
+    move_counts: list[int] = []
+    moves: list[StockMove] = []
+    for new in batch:
         starts.append(len(lines) + 1)
-        counts.append(len(order.lines))
-        lines.extend(order.lines)
+        counts.append(len(new.order.lines))
+        lines.extend(new.order.lines)
+        reservation = new.stock
+        move_starts.append(len(moves) + 1)
+        move_counts.append(len(reservation))
+        moves.extend(reservation)
     rows = await conn.fetch(
         _CREATE_BATCH,
         [o.id for o in orders_],
@@ -87,6 +95,10 @@ async def create_batch(
         [ln.tax for ln in lines],
         [ln.total for ln in lines],
         [ln.tax_rate for ln in lines],
+        move_starts,
+        move_counts,
+        [m.sku for m in moves],
+        [m.reserved for m in moves],
     )
     outcomes: list[CreateOutcome | None] = [None] * len(batch)
     for i, outcome, detail in rows:

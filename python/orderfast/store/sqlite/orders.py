@@ -75,22 +75,22 @@ def _write_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
         existing = find_idempotency(conn, idem.principal, idem.key)
         assert existing is not None
         raise _Rollback(Duplicate(existing))
-    if order.coupon is not None:
+    if (code := new.coupon) is not None:
         cur = conn.execute(
             "UPDATE coupons SET redemptions = redemptions + 1 WHERE code = ? "
             "AND (max_redemptions IS NULL OR redemptions < max_redemptions)",
-            (order.coupon,),
+            (code,),
         )
         if cur.rowcount == 0:
-            raise _Rollback(CouponExhausted(order.coupon))
-    # Sorted by SKU: every transaction takes product locks in the same order.
-    for line in sorted(order.lines, key=lambda ln: ln.sku):
+            raise _Rollback(CouponExhausted(code))
+    # In the plan's order (one writer holds the whole database: no lock order to keep).
+    for move in new.stock:
         cur = conn.execute(
-            "UPDATE products SET stock = stock - ?, reserved = reserved + ? WHERE sku = ? AND stock >= ?",
-            (line.quantity, line.quantity, line.sku, line.quantity),
+            "UPDATE products SET stock = stock + ?, reserved = reserved + ? WHERE sku = ? AND stock + ? >= 0",
+            (move.stock, move.reserved, move.sku, move.stock),
         )
         if cur.rowcount == 0:
-            raise _Rollback(OutOfStock(line.sku))
+            raise _Rollback(OutOfStock(move.sku))
     conn.execute(
         f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
