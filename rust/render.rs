@@ -28,20 +28,55 @@ fn integer(buf: &mut Vec<u8>, n: u32) {
     write_amount(buf, i64::from(n), 0);
 }
 
+/// One line of an order or quote document.
+pub struct LineView<'a> {
+    pub sku: &'a str,
+    pub name: &'a str,
+    pub quantity: u32,
+    pub unit_price: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub tax_rate: &'a str,
+}
+
+/// The price part of an order or quote document.
+pub struct PriceView<'a, L> {
+    pub currency: &'a str,
+    pub exponent: u8,
+    pub lines: L,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub coupon: Option<&'a str>,
+    pub tax_inclusive: bool,
+}
+
+/// What an order document says around its price: identity, state, time.
+pub struct OrderHead<'a> {
+    pub id: &'a str,
+    pub status: &'a str,
+    pub customer_id: &'a str,
+    pub cancel_reason: Option<&'a str>,
+    pub refunded: i64,
+    pub created_at: &'a str,
+}
+
 /// `"currency":…,"lines":[…],"subtotal":…,…,"prices_include_tax":…` without braces.
-fn price_fields(buf: &mut Vec<u8>, p: &PricedOrder) {
+fn price_fields<'a, L: Iterator<Item = LineView<'a>>>(buf: &mut Vec<u8>, p: PriceView<'a, L>) {
     let e = p.exponent;
     buf.extend_from_slice(b"\"currency\":");
-    string(buf, &p.currency);
+    string(buf, p.currency);
     buf.extend_from_slice(b",\"lines\":[");
-    for (i, l) in p.lines.iter().enumerate() {
+    for (i, l) in p.lines.enumerate() {
         if i > 0 {
             buf.push(b',');
         }
         buf.extend_from_slice(b"{\"sku\":");
-        string(buf, &l.sku);
+        string(buf, l.sku);
         buf.extend_from_slice(b",\"name\":");
-        string(buf, &l.name);
+        string(buf, l.name);
         buf.extend_from_slice(b",\"quantity\":");
         integer(buf, l.quantity);
         buf.extend_from_slice(b",\"unit_price\":");
@@ -51,7 +86,7 @@ fn price_fields(buf: &mut Vec<u8>, p: &PricedOrder) {
         buf.extend_from_slice(b",\"tax\":");
         amount(buf, l.tax, e);
         buf.extend_from_slice(b",\"tax_rate\":");
-        string(buf, &l.tax_rate_text);
+        string(buf, l.tax_rate);
         buf.extend_from_slice(b",\"total\":");
         amount(buf, l.total, e);
         buf.push(b'}');
@@ -65,7 +100,7 @@ fn price_fields(buf: &mut Vec<u8>, p: &PricedOrder) {
     buf.extend_from_slice(b",\"total\":");
     amount(buf, p.total, e);
     buf.extend_from_slice(b",\"coupon\":");
-    match &p.coupon {
+    match p.coupon {
         Some(c) => string(buf, c),
         None => buf.extend_from_slice(b"null"),
     }
@@ -76,33 +111,76 @@ fn price_fields(buf: &mut Vec<u8>, p: &PricedOrder) {
     });
 }
 
+fn priced_view(p: &PricedOrder) -> PriceView<'_, impl Iterator<Item = LineView<'_>>> {
+    PriceView {
+        currency: &p.currency,
+        exponent: p.exponent,
+        lines: p.lines.iter().map(|l| LineView {
+            sku: &l.sku,
+            name: &l.name,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            discount: l.discount,
+            tax: l.tax,
+            total: l.total,
+            tax_rate: &l.tax_rate_text,
+        }),
+        subtotal: p.subtotal,
+        discount: p.discount,
+        tax: p.tax,
+        total: p.total,
+        coupon: p.coupon.as_deref(),
+        tax_inclusive: p.tax_inclusive,
+    }
+}
+
 /// A quote: the price document alone.
 pub fn quote_json(p: &PricedOrder) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256 + 192 * p.lines.len());
     buf.push(b'{');
-    price_fields(&mut buf, p);
+    price_fields(&mut buf, priced_view(p));
     buf.push(b'}');
     buf
 }
 
-/// An order: identity and status around the price document.
-pub fn order_json(p: &PricedOrder, id: &str, status: &str, customer_id: &str, created_at: &str) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(384 + 192 * p.lines.len());
+/// The order document — the one rendering of an order the API and its events use. `extra`, when
+/// given, is one more member's JSON (`"change":{…}` of a transition event) put before the brace.
+pub fn order_document<'a, L: Iterator<Item = LineView<'a>>>(
+    head: &OrderHead<'_>,
+    price: PriceView<'a, L>,
+    extra: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(512);
     buf.extend_from_slice(b"{\"id\":");
-    string(&mut buf, id);
+    string(&mut buf, head.id);
     buf.extend_from_slice(b",\"status\":");
-    string(&mut buf, status);
+    string(&mut buf, head.status);
     buf.extend_from_slice(b",\"customer_id\":");
-    string(&mut buf, customer_id);
+    string(&mut buf, head.customer_id);
     buf.push(b',');
-    price_fields(&mut buf, p);
-    // A new order: not canceled, nothing refunded.
-    buf.extend_from_slice(b",\"cancel_reason\":null,\"refunded\":");
-    amount(&mut buf, 0, p.exponent);
+    let exponent = price.exponent;
+    price_fields(&mut buf, price);
+    buf.extend_from_slice(b",\"cancel_reason\":");
+    match head.cancel_reason {
+        Some(r) => string(&mut buf, r),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"refunded\":");
+    amount(&mut buf, head.refunded, exponent);
     buf.extend_from_slice(b",\"created_at\":");
-    string(&mut buf, created_at);
+    string(&mut buf, head.created_at);
+    if let Some(member) = extra {
+        buf.push(b',');
+        buf.extend_from_slice(member);
+    }
     buf.push(b'}');
     buf
+}
+
+/// A new order, straight from its pricing: not canceled, nothing refunded.
+pub fn order_json(p: &PricedOrder, id: &str, status: &str, customer_id: &str, created_at: &str) -> Vec<u8> {
+    let head = OrderHead { id, status, customer_id, cancel_reason: None, refunded: 0, created_at };
+    order_document(&head, priced_view(p), None)
 }
 
 #[cfg(test)]

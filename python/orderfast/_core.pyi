@@ -5,7 +5,7 @@ only at the edges (``parse_amount`` / ``format_amount``). Every class is safe to
 threads.
 """
 
-from typing import Self, final
+from typing import Any, Self, final
 
 __all__ = [
     "MAX_ITEMS",
@@ -34,6 +34,7 @@ __all__ = [
     "parse_amount",
     "parse_order",
     "parse_percent",
+    "render_order",
 ]
 
 MAX_ITEMS: int
@@ -119,6 +120,15 @@ def parse_percent(text: str) -> int:
 
 def fingerprint(body: bytes) -> bytes:
     """SHA-256 of a request body: the idempotency fingerprint (32 bytes)."""
+
+def render_order(order: Any, created_at: str, change: bytes | None = None) -> bytes:
+    """The order document as JSON bytes, rendered by the same code as ``PricedOrder.order_json``.
+
+    ``order`` is read by attribute, as ``orderfast.domain.orders.Order`` has them (id, customer_id,
+    status, currency, lines of ``OrderLine``, subtotal, discount, tax, total, coupon, tax_inclusive,
+    cancel_reason, refunded); ``created_at`` is already formatted; ``change``, when given, is the JSON
+    of a ``"change"`` member added last (a transition event's details). ValueError on an unknown
+    currency."""
 
 @final
 class PricedOrder:

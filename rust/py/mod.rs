@@ -5,6 +5,7 @@ mod exceptions;
 mod idempotency;
 mod orders;
 mod ratelimit;
+mod render;
 
 use pyo3::prelude::*;
 
@@ -25,6 +26,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(orders::is_coupon_code, m)?)?;
     m.add_function(wrap_pyfunction!(orders::parse_percent, m)?)?;
     m.add_function(wrap_pyfunction!(idempotency::fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(render::render_order, m)?)?;
     m.add_class::<orders::OrderDraft>()?;
     m.add_class::<orders::Catalog>()?;
     m.add_class::<orders::PricedOrder>()?;

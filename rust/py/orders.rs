@@ -66,7 +66,7 @@ fn parse_error(py: Python<'_>, e: ParseError) -> PyErr {
     }
 }
 
-fn exponent_of(currency: &str) -> PyResult<u8> {
+pub(crate) fn exponent_of(currency: &str) -> PyResult<u8> {
     money::exponent(currency).ok_or_else(|| PyValueError::new_err(format!("unknown currency {currency:?}")))
 }
 

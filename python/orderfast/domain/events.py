@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from orderfast.domain.lifecycle import Transition
-from orderfast.domain.orders import Order, format_timestamp, order_document
+from orderfast.domain.orders import Order, format_timestamp, order_json
 
 EVENT_VERSION = 1
 
@@ -33,7 +35,7 @@ def order_created(event_id: str, order: Order, document: Any = None) -> OutboxEv
         "sequence": 1,
         "occurred_at": format_timestamp(order.created_at),
         "version": EVENT_VERSION,
-        "data": document if document is not None else order_document(order),
+        "data": document if document is not None else orjson.Fragment(order_json(order)),
     }
     return OutboxEvent(
         id=event_id,
@@ -50,8 +52,7 @@ def transition_event(event_id: str, transition: Transition, occurred_at: datetim
     """The event of a state change: ``data`` is the order after it, plus ``change`` with the
     transition's details (reason, amount, …)."""
     order = transition.order
-    data = order_document(order)
-    data["change"] = transition.event_data
+    data = orjson.Fragment(order_json(order, orjson.dumps(transition.event_data)))
     envelope = {
         "id": event_id,
         "type": transition.event_type,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from orderfast import _core
 
@@ -79,67 +78,11 @@ def format_timestamp(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
-def price_document(
-    currency: str,
-    lines: Any,
-    subtotal: int,
-    discount: int,
-    tax: int,
-    total: int,
-    coupon: str | None,
-    tax_inclusive: bool,
-) -> dict[str, Any]:
-    """The priced part of an order or quote: amounts as decimal strings in ``currency``.
-
-    ``lines`` holds (sku, name, quantity, unit_price, discount, tax, total, tax_rate) rows.
-    """
-    fmt = _core.format_amount
-    return {
-        "currency": currency,
-        "lines": [
-            {
-                "sku": sku,
-                "name": name,
-                "quantity": quantity,
-                "unit_price": fmt(unit_price, currency),
-                "discount": fmt(line_discount, currency),
-                "tax": fmt(line_tax, currency),
-                "tax_rate": tax_rate,
-                "total": fmt(line_total, currency),
-            }
-            for sku, name, quantity, unit_price, line_discount, line_tax, line_total, tax_rate in lines
-        ],
-        "subtotal": fmt(subtotal, currency),
-        "discount": fmt(discount, currency),
-        "tax": fmt(tax, currency),
-        "total": fmt(total, currency),
-        "coupon": coupon,
-        "prices_include_tax": tax_inclusive,
-    }
-
-
-def order_document(order: Order) -> dict[str, Any]:
-    """The order as the API shows it."""
-    doc: dict[str, Any] = {"id": order.id, "status": order.status.value, "customer_id": order.customer_id}
-    doc.update(
-        price_document(
-            order.currency,
-            (
-                (ln.sku, ln.name, ln.quantity, ln.unit_price, ln.discount, ln.tax, ln.total, ln.tax_rate)
-                for ln in order.lines
-            ),
-            order.subtotal,
-            order.discount,
-            order.tax,
-            order.total,
-            order.coupon,
-            order.tax_inclusive,
-        )
-    )
-    doc["cancel_reason"] = None if order.cancel_reason is None else order.cancel_reason.value
-    doc["refunded"] = _core.format_amount(order.refunded, order.currency)
-    doc["created_at"] = format_timestamp(order.created_at)
-    return doc
+def order_json(order: Order, change: bytes | None = None) -> bytes:
+    """The order as the API shows it, as JSON bytes — rendered in the core, by the same code that
+    renders a new order's create response, so the two can never drift. ``change`` adds a
+    ``"change"`` member (a transition event's details, as JSON)."""
+    return _core.render_order(order, format_timestamp(order.created_at), change)
 
 
 def order_location(order_id: str) -> str:

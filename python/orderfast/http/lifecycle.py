@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from orderfast.domain.orders import order_document
+from orderfast.domain.orders import order_json
 from orderfast.http.problems import Problem
 from orderfast.http.request import BodyLimits, parse_json, principal, read_json_body, read_json_document
 from orderfast.services.lifecycle import LifecycleService
@@ -43,7 +43,7 @@ class LifecycleEndpoints:
     async def cancel(self, request: Request) -> Response:
         who = principal(request)
         order = await self._lifecycle.cancel(request.path_params["order_id"], who.user_id, who.is_admin)
-        return _json(order_document(order))
+        return Response(order_json(order), media_type=JSON)
 
     async def refund(self, request: Request) -> Response:
         if not principal(request).is_admin:
@@ -55,7 +55,7 @@ class LifecycleEndpoints:
         if amount is not None and not isinstance(amount, str):
             raise Problem(422, "validation-error", "Invalid request", errors=[("/amount", "type", "a decimal string")])
         order = await self._lifecycle.refund(request.path_params["order_id"], amount)
-        return _json(order_document(order))
+        return Response(order_json(order), media_type=JSON)
 
     async def webhook(self, request: Request) -> Response:
         if not self._secrets:
@@ -68,7 +68,7 @@ class LifecycleEndpoints:
         notice = parse_notice(parse_json(raw))
         result = await self._lifecycle.payment(notice)
         if result.status == 200:
-            return _json(order_document(result.order))
+            return Response(order_json(result.order), media_type=JSON)
         if result.status == 422:
             raise Problem(
                 422,

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orderfast import _core
-from orderfast.domain.orders import order_document
+from orderfast.domain.orders import order_json
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import BodyLimits, idempotency_key, principal, read_json_body
 from orderfast.services.orders import OrderService
@@ -72,7 +72,7 @@ class OrderEndpoints:
         # Someone else's order is indistinguishable from no order at all.
         if order is None or (order.customer_id != who.user_id and not who.is_admin):
             raise not_found("order")
-        return Response(orjson.dumps(order_document(order)), media_type=JSON)
+        return Response(order_json(order), media_type=JSON)
 
     async def list(self, request: Request) -> Response:
         who = principal(request)
@@ -83,5 +83,5 @@ class OrderEndpoints:
         orders = await self._orders.list(who.user_id, limit + 1, before)
         page = orders[:limit]
         next_cursor = encode_cursor(page[-1].id) if len(orders) > limit else None
-        doc = {"items": [order_document(o) for o in page], "next_cursor": next_cursor}
+        doc = {"items": [orjson.Fragment(order_json(o)) for o in page], "next_cursor": next_cursor}
         return Response(orjson.dumps(doc), media_type=JSON)
