@@ -336,3 +336,18 @@ async def test_one_sku_on_two_lines_reserves_the_sum(store: Store) -> None:
     assert refused == OutOfStock("SKU-A") and await stock(store, "SKU-A") == 10
     (created,) = await store.create_orders([new_order(lines=(("SKU-A", 4, 100), ("SKU-A", 5, 100)))])
     assert isinstance(created, Created) and await stock(store, "SKU-A") == 1
+
+
+async def test_plans_in_one_batch_apply_as_if_one_after_another(store: Store) -> None:
+    """A key twice in one batch whose first holder is refused: the twin is applied in its place, as
+    if the plans had come one after another (PostgreSQL used to retry the twin after the whole batch,
+    so a later order could take its stock)."""
+    await put(store, "SKU-X", stock=1)
+    holder = new_order(customer="c-twin", key="k-twin", lines=(("GHOST", 1, 100),))
+    twin = new_order(customer="c-twin", key="k-twin", lines=(("SKU-X", 1, 100),))
+    other = new_order(customer="c-other", lines=(("SKU-X", 1, 100),))
+    outcomes = await store.create_orders([holder, twin, other])
+    assert outcomes == [OutOfStock("GHOST"), Created(twin.order.id), OutOfStock("SKU-X")]
+    again = new_order(customer="c-twin", key="k-twin", lines=(("SKU-X", 1, 100),))
+    (replayed,) = await store.create_orders([again])
+    assert isinstance(replayed, Duplicate) and replayed.existing.order_id == twin.order.id

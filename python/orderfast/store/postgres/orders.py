@@ -38,11 +38,39 @@ _CREATE_BATCH = (
 )
 
 
-async def create_batch(
-    conn: asyncpg.Connection, batch: Sequence[NewOrder], *, retry: bool = True
-) -> list[CreateOutcome]:
-    """Every plan of ``batch`` applied in one statement, one transaction, one commit (migrations
-    0005, 0006). Each succeeds or fails on its own; an error raised here fails the whole batch."""
+async def create_batch(conn: asyncpg.Connection, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
+    """Applies the plans as if one after another, in list order, each whole or not at all, all in
+    one transaction and one commit (migrations 0005, 0006). An error raised here fails the batch.
+
+    One call of the batch function applies plans whose keys differ (it takes the keys' locks in
+    key order). A key twice in the batch — which the worker's in-process key map keeps out of
+    production traffic — splits it: the plans from the twin on go in a later call of the same
+    transaction, so the twin sees what its holder did, as on SQLite."""
+    segments = _segments(batch)
+    if len(segments) == 1:
+        return await _apply_segment(conn, batch)
+    outcomes: list[CreateOutcome] = []
+    async with conn.transaction():
+        for segment in segments:
+            outcomes += await _apply_segment(conn, segment)
+    return outcomes
+
+
+def _segments(batch: Sequence[NewOrder]) -> list[Sequence[NewOrder]]:
+    segments: list[Sequence[NewOrder]] = []
+    start = 0
+    seen: set[tuple[str, str]] = set()
+    for i, new in enumerate(batch):
+        key = (new.idempotency.principal, new.idempotency.key)
+        if key in seen:
+            segments.append(batch[start:i])
+            start, seen = i, set()
+        seen.add(key)
+    segments.append(batch[start:])
+    return segments
+
+
+async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
     orders_ = [new.order for new in batch]
     idems = [new.idempotency for new in batch]
     events = [new.event for new in batch]
@@ -110,25 +138,13 @@ async def create_batch(
         elif outcome == "coupon_exhausted":
             outcomes[k] = CouponExhausted(detail)
         else:
-            outcomes[k] = _DUPLICATE
-    done: list[CreateOutcome] = []
-    for k, outcome in enumerate(outcomes):
-        if outcome is _DUPLICATE:
-            # Committed by now: read what the key's holder stored. A holder in this same batch that
-            # failed (stock, coupon) left no record — then this order gets its own try.
+            # The key's holder committed before (its record is visible now: the insert waited for it).
             existing = await find_idempotency(conn, idems[k].principal, idems[k].key)
-            if existing is not None:
-                outcome = Duplicate(existing)
-            elif retry:
-                outcome = (await create_batch(conn, [batch[k]], retry=False))[0]
-            else:
+            if existing is None:
                 raise StoreError("idempotency record conflicted but cannot be read")
-        assert outcome is not None, "the function answers for every order"
-        done.append(outcome)
-    return done
-
-
-_DUPLICATE = Duplicate(IdempotencyRecord("", "", b"", 0, b"", ""))
+            outcomes[k] = Duplicate(existing)
+    assert all(o is not None for o in outcomes), "the function answers for every plan"
+    return [o for o in outcomes if o is not None]
 
 
 async def find_idempotency(conn: asyncpg.Connection, principal: str, key: str) -> IdempotencyRecord | None:

@@ -5,7 +5,8 @@
 -- the function only applies them, checking what must hold at the moment of writing: the key unused,
 -- the coupon's room, every move leaving stock at zero or more. So an order naming one SKU on two
 -- lines can no longer over-reserve (0005 checked each line alone), and a refusal names the first
--- short SKU in line order, as the SQLite store does.
+-- short SKU in line order, as the SQLite store does. Idempotency keys are inserted in key order, not
+-- arrival order, so two concurrent batches holding the same keys cannot deadlock on them.
 --
 -- Moves are given like lines: order i owns moves move_start[i] .. move_start[i] + move_count[i] - 1,
 -- each a SKU and the quantity it reserves. Everything else is as in 0005: one call, one round trip,
@@ -47,9 +48,10 @@ BEGIN
     IF n = 0 THEN
         RETURN;
     END IF;
-    -- 1. The idempotency records, in arrival order. A concurrent twin elsewhere waits on the
-    --    unique index until this transaction ends; a twin in this batch is a duplicate at once.
-    FOR k IN 1 .. n LOOP
+    -- 1. The idempotency records, in key order: two batches holding the same two keys take them in
+    --    the same order, so they cannot deadlock. A concurrent twin elsewhere waits on the unique
+    --    index until this transaction ends. (The caller never puts one key twice in one call.)
+    FOR k IN SELECT s.k FROM generate_subscripts(o_id, 1) AS s(k) ORDER BY i_principal[s.k], i_key[s.k] LOOP
         INSERT INTO idempotency_keys (principal, key, fingerprint, status, response_body, order_id, created_at)
         VALUES (i_principal[k], i_key[k], i_fingerprint[k], i_status[k], i_body[k], o_id[k], o_created[k])
         ON CONFLICT DO NOTHING;
