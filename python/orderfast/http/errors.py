@@ -11,10 +11,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orderfast import _core
-from orderfast.domain.lifecycle import InvalidTransition
 from orderfast.http.problems import Problem
 from orderfast.http.request import body_unreadable
-from orderfast.services.errors import ConflictError, InvalidInputError, NotFoundError, OutOfStockError
+from orderfast.services.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    OutOfStockError,
+)
 from orderfast.store.base import StoreUnavailable
 
 log = logging.getLogger("orderfast.http")
@@ -109,14 +114,14 @@ def _not_found(request: Request, exc: Exception) -> Response:
     return Problem(404, "not-found", "Not found", f"no such {exc}").response(request.url.path)
 
 
-def _invalid_transition(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, InvalidTransition)
+def _invalid_state(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, InvalidStateError)
     return Problem(
         409,
         "invalid-state",
         "Invalid state",
         str(exc),
-        extra={"order_status": exc.status.value},
+        extra={"order_status": exc.status},
     ).response(request.url.path)
 
 
@@ -154,7 +159,7 @@ EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
     HTTPException: _http,
     ConflictError: _constraint,
     NotFoundError: _not_found,
-    InvalidTransition: _invalid_transition,
+    InvalidStateError: _invalid_state,
     StoreUnavailable: _unavailable,
     ClientDisconnect: _disconnect,
     Exception: _internal,

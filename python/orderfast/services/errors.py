@@ -25,6 +25,14 @@ class InvalidInputError(ServiceError):
         self.errors = errors
 
 
+class InvalidStateError(ServiceError):
+    """The order's state does not allow the action (``status`` says which state it is in)."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ConflictError(ServiceError):
     """The change conflicts with what is stored (e.g. max_redemptions below redemptions so far)."""
 

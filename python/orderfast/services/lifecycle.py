@@ -12,7 +12,7 @@ from orderfast import _core
 from orderfast.domain import lifecycle
 from orderfast.domain.orders import CancelReason, Order, OrderStatus, to_ms
 from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan, plan_change
-from orderfast.services.errors import InvalidInputError, NotFoundError
+from orderfast.services.errors import InvalidInputError, InvalidStateError, NotFoundError
 from orderfast.services.payments import PaymentNotice
 from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, Store
 
@@ -50,7 +50,12 @@ class LifecycleService:
         return plan
 
     async def _change(self, order_id: str, decide: Callable[[Order], Change]) -> Order:
-        applied = await self._store.change_order(order_id, self._plan(decide)) if _core.is_order_id(order_id) else None
+        try:
+            applied = (
+                await self._store.change_order(order_id, self._plan(decide)) if _core.is_order_id(order_id) else None
+            )
+        except lifecycle.InvalidTransition as e:
+            raise InvalidStateError(str(e), e.status.value) from None
         if applied is None:
             raise NotFoundError("order")
         return applied.after
