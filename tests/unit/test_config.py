@@ -140,7 +140,7 @@ def test_config_show_masks_secrets_and_names_sources(tmp_path: Path) -> None:
     (tmp_path / "jwt").write_text("z" * 40)
     env = {"ORDERFAST_JWT_SECRET_FILE": str(tmp_path / "jwt"), "ORDERFAST_PORT": "9000"}
     rows = {name: (value, source) for name, value, source in describe(Settings.from_env(env), env)}
-    assert rows["ORDERFAST_JWT_SECRET"] == ("**********", "file")
+    assert rows["ORDERFAST_JWT_SECRET"] == ("**********", "secret file")
     assert rows["ORDERFAST_PORT"] == ("9000", "env")
     assert rows["ORDERFAST_WORKERS"] == ("1", "default")
     assert all("z" * 40 not in value for value, _ in rows.values())
@@ -153,3 +153,17 @@ def test_config_show_masks_secrets_and_names_sources(tmp_path: Path) -> None:
 def test_new_bounds_are_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"ORDERFAST_{name}"):
         Settings.from_env({f"ORDERFAST_{name}": value})
+
+
+def test_an_env_file_fills_in_what_the_environment_does_not_say(tmp_path: Path) -> None:
+    (tmp_path / "orderfast.env").write_text(
+        "# local settings\nORDERFAST_PORT=9100\nexport ORDERFAST_WORKERS='3'\n\nORDERFAST_LOG_LEVEL=debug\n"
+    )
+    env = {"ORDERFAST_ENV_FILE": str(tmp_path / "orderfast.env"), "ORDERFAST_LOG_LEVEL": "warning"}
+    s = Settings.from_env(env)
+    assert (s.port, s.workers, s.log_level) == (9100, 3, "warning")
+    (tmp_path / "bad.env").write_text("PATH=/tmp\n")
+    with pytest.raises(ConfigError, match="line 1"):
+        Settings.from_env({"ORDERFAST_ENV_FILE": str(tmp_path / "bad.env")})
+    with pytest.raises(ConfigError, match="cannot read"):
+        Settings.from_env({"ORDERFAST_ENV_FILE": str(tmp_path / "missing.env")})

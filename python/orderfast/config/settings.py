@@ -259,6 +259,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        if file := env.get(ENV_FILE):
+            env = {**read_env_file(Path(file)), **env}  # the environment wins over the file
         given = {}
         for f, option in options():
             raw = _read(env, option)
@@ -324,6 +326,31 @@ class Settings:
         return Secret(path.read_text().strip())
 
 
+ENV_FILE = ENV_PREFIX + "ENV_FILE"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``ORDERFAST_*=value`` lines of a dotenv-style file (``#`` comments, blank lines, an optional
+    ``export``, values optionally in matching quotes); any other variable is refused."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{ENV_FILE}: cannot read {path}: {e.strerror}") from None
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.removeprefix("export ").partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name.startswith(ENV_PREFIX) or name == ENV_FILE:
+            raise ConfigError(f"{ENV_FILE}: {path} line {number}: expected ORDERFAST_<NAME>=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
 def options() -> Iterator[tuple[dataclasses.Field[Any], Option]]:
     for f in dataclasses.fields(Settings):
         yield f, f.metadata["option"]
@@ -363,10 +390,18 @@ def docs_table() -> str:
 def describe(settings: Settings, env: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(variable, value, where it came from) for every setting; secrets masked."""
     env = os.environ if env is None else env
+    from_file = read_env_file(Path(file)) if (file := env.get(ENV_FILE)) else {}
     out = []
     for f, option in options():
         name = ENV_PREFIX + option.env
-        source = "file" if env.get(f"{name}_FILE") else "env" if env.get(name) else "default"
+        if env.get(f"{name}_FILE"):
+            source = "secret file"
+        elif env.get(name):
+            source = "env"
+        elif from_file.get(name):
+            source = "env file"
+        else:
+            source = "default"
         value = getattr(settings, f.name)
         if option.secret:
             shown = "(unset)" if not value else "**********"
