@@ -9,7 +9,7 @@ import dataclasses
 import functools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
@@ -18,7 +18,9 @@ from orderfast.services.catalog import seed_demo
 from orderfast.store.base import StoreError
 
 
-def _migrate(settings: Settings, *, seed: bool) -> None:
+def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    seed = args.seed_demo
+
     async def run() -> None:
         async with bootstrap.opened_store(settings, check_schema=False) as store:
             applied = await store.migrate()
@@ -245,6 +247,19 @@ def _config(settings: Settings, args: argparse.Namespace) -> None:
         print(f"{name:{width}}  {value}  ({source})")
 
 
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], None]] = {
+    "serve": _serve,
+    "migrate": _migrate,
+    "relay": _relay,
+    "outbox": _outbox,
+    "apikey": _apikey,
+    "reconcile": _reconcile,
+    "sweep": _sweep,
+    "token": _token,
+    "config": _config,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderfast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -305,25 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
-        if args.command == "serve":
-            _serve(settings, args)
-        elif args.command == "migrate":
-            _migrate(settings, seed=args.seed_demo)
-        elif args.command == "relay":
-            _relay(settings, args)
-        elif args.command == "outbox":
-            _outbox(settings, args)
-        elif args.command == "apikey":
-            _apikey(settings, args)
-        elif args.command == "reconcile":
-            _reconcile(settings, args)
-        elif args.command == "sweep":
-            _sweep(settings, args)
-        elif args.command == "token":
-            _token(settings, args)
-        elif args.command == "config":
-            _config(settings, args)
+        COMMANDS[args.command](Settings.from_env(), args)
     except ConfigError as e:
         print(f"orderfast: configuration error: {e}", file=sys.stderr)
         return 2

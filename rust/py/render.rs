@@ -6,55 +6,34 @@ use pyo3::types::PyBytes;
 
 use crate::render::{order_document, LineView, OrderHead, PriceView};
 
-/// `orderfast.domain.orders.OrderLine`, field by field.
+/// `orderfast.domain.orders.OrderLine`, field by field (a derived FromPyObject reads attributes).
 #[derive(FromPyObject)]
 pub(crate) struct LineArg {
-    #[pyo3(attribute)]
     sku: String,
-    #[pyo3(attribute)]
     name: String,
-    #[pyo3(attribute)]
     quantity: u32,
-    #[pyo3(attribute)]
     unit_price: i64,
-    #[pyo3(attribute)]
     discount: i64,
-    #[pyo3(attribute)]
     tax: i64,
-    #[pyo3(attribute)]
     total: i64,
-    #[pyo3(attribute)]
     tax_rate: String,
 }
 
 /// `orderfast.domain.orders.Order`, the fields its document shows (enums are `str` subclasses).
 #[derive(FromPyObject)]
 pub(crate) struct OrderArg {
-    #[pyo3(attribute)]
     id: String,
-    #[pyo3(attribute)]
     customer_id: String,
-    #[pyo3(attribute)]
     status: String,
-    #[pyo3(attribute)]
     currency: String,
-    #[pyo3(attribute)]
     lines: Vec<LineArg>,
-    #[pyo3(attribute)]
     subtotal: i64,
-    #[pyo3(attribute)]
     discount: i64,
-    #[pyo3(attribute)]
     tax: i64,
-    #[pyo3(attribute)]
     total: i64,
-    #[pyo3(attribute)]
     coupon: Option<String>,
-    #[pyo3(attribute)]
     tax_inclusive: bool,
-    #[pyo3(attribute)]
     cancel_reason: Option<String>,
-    #[pyo3(attribute)]
     refunded: i64,
 }
 

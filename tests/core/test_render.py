@@ -10,10 +10,9 @@ import orjson
 from orderfast import _core
 from orderfast.domain.orders import (
     CancelReason,
-    Order,
-    OrderLine,
     OrderStatus,
     format_timestamp,
+    new_order,
     order_json,
     utc_now_ms,
 )
@@ -32,20 +31,7 @@ def test_a_new_order_and_the_stored_order_render_the_same() -> None:
         )
     )
     created = utc_now_ms()
-    order = Order(
-        id=_core.new_order_id(),
-        customer_id="u-\u00fc",
-        status=OrderStatus.PENDING_PAYMENT,
-        currency=priced.currency,
-        lines=tuple(OrderLine(s, n, q, u, d, t, tot, r) for s, n, q, u, _sub, d, t, tot, r in priced.lines),
-        subtotal=priced.subtotal,
-        discount=priced.discount,
-        tax=priced.tax,
-        total=priced.total,
-        coupon=priced.coupon,
-        tax_inclusive=priced.tax_inclusive,
-        created_at=created,
-    )
+    order = new_order(_core.new_order_id(), "u-\u00fc", priced, created)
     rendered = priced.order_json(order.id, order.status.value, order.customer_id, format_timestamp(created))
     assert rendered == order_json(order)
     doc = orjson.loads(rendered)

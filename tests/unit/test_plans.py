@@ -7,29 +7,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from orderfast.domain import lifecycle
-from orderfast.domain.orders import CancelReason, Order, OrderLine, OrderStatus
+from orderfast.domain.orders import CancelReason, Order, OrderStatus
 from orderfast.domain.plans import Change, PaymentRecord, StockMove, merged_moves, plan_change
+from tests.store.test_contract import new_order
 
 AT = datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=UTC)
 
 
 def order(*lines: tuple[str, int]) -> Order:
-    items = tuple(OrderLine(sku, sku, q, 100, 0, 0, q * 100) for sku, q in lines)
-    total = sum(ln.total for ln in items)
-    return Order(
-        id="01a2000a-27cb-77b1-bbf8-279bb7785418",
-        customer_id="c-1",
-        status=OrderStatus.PENDING_PAYMENT,
-        currency="USD",
-        lines=items,
-        subtotal=total,
-        discount=0,
-        tax=0,
-        total=total,
-        coupon=None,
-        tax_inclusive=False,
-        created_at=AT,
-    )
+    return replace(new_order(lines=tuple((sku, q, 100) for sku, q in lines)).order, created_at=AT)
 
 
 def ids() -> object:

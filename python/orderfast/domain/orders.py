@@ -78,6 +78,27 @@ def format_timestamp(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
 
 
+def new_order(order_id: str, customer_id: str, priced: _core.PricedOrder, created_at: datetime) -> Order:
+    """A new order, awaiting payment, as the core priced it."""
+    return Order(
+        id=order_id,
+        customer_id=customer_id,
+        status=OrderStatus.PENDING_PAYMENT,
+        currency=priced.currency,
+        lines=tuple(
+            OrderLine(sku, name, qty, unit, discount, tax, total, rate)
+            for sku, name, qty, unit, _subtotal, discount, tax, total, rate in priced.lines
+        ),
+        subtotal=priced.subtotal,
+        discount=priced.discount,
+        tax=priced.tax,
+        total=priced.total,
+        coupon=priced.coupon,
+        tax_inclusive=priced.tax_inclusive,
+        created_at=created_at,
+    )
+
+
 def order_json(order: Order, change: bytes | None = None) -> bytes:
     """The order as the API shows it, as JSON bytes — rendered in the core, by the same code that
     renders a new order's create response, so the two can never drift. ``change`` adds a

@@ -17,9 +17,8 @@ from orderfast import _core
 from orderfast.domain.events import order_created
 from orderfast.domain.orders import (
     Order,
-    OrderLine,
-    OrderStatus,
     format_timestamp,
+    new_order,
     order_location,
     utc_now_ms,
 )
@@ -83,23 +82,7 @@ class OrderService:
                 self._remember(map_key, fingerprint, result)
                 done = True
                 return result
-            order = Order(
-                id=_core.new_order_id(),
-                customer_id=customer_id,
-                status=OrderStatus.PENDING_PAYMENT,
-                currency=priced.currency,
-                lines=tuple(
-                    OrderLine(sku, name, qty, unit, discount, tax, total, rate)
-                    for sku, name, qty, unit, _subtotal, discount, tax, total, rate in priced.lines
-                ),
-                subtotal=priced.subtotal,
-                discount=priced.discount,
-                tax=priced.tax,
-                total=priced.total,
-                coupon=priced.coupon,
-                tax_inclusive=priced.tax_inclusive,
-                created_at=utc_now_ms(),
-            )
+            order = new_order(_core.new_order_id(), customer_id, priced, utc_now_ms())
             created_at = format_timestamp(order.created_at)
             response = priced.order_json(order.id, order.status.value, customer_id, created_at)
             new = NewOrder(

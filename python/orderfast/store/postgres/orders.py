@@ -56,6 +56,10 @@ async def create_batch(conn: asyncpg.Connection, batch: Sequence[NewOrder]) -> l
     return outcomes
 
 
+def _columns(items: Sequence[Any], *names: str) -> list[list[Any]]:
+    return [[getattr(item, name) for item in items] for name in names]
+
+
 def _segments(batch: Sequence[NewOrder]) -> list[Sequence[NewOrder]]:
     segments: list[Sequence[NewOrder]] = []
     start = 0
@@ -88,45 +92,22 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
         move_starts.append(len(moves) + 1)
         move_counts.append(len(reservation))
         moves.extend(reservation)
+    # The function's arguments: one array per column, in its parameter order (migration 0006).
     rows = await conn.fetch(
         _CREATE_BATCH,
-        [o.id for o in orders_],
-        [o.customer_id for o in orders_],
+        *_columns(orders_, "id", "customer_id"),
         [o.status.value for o in orders_],
-        [o.currency for o in orders_],
-        [o.subtotal for o in orders_],
-        [o.discount for o in orders_],
-        [o.tax for o in orders_],
-        [o.total for o in orders_],
-        [o.coupon for o in orders_],
-        [o.tax_inclusive for o in orders_],
-        [o.created_at for o in orders_],
+        *_columns(orders_, "currency", "subtotal", "discount", "tax", "total", "coupon", "tax_inclusive", "created_at"),
         starts,
         counts,
-        [r.principal for r in idems],
-        [r.key for r in idems],
-        [r.fingerprint for r in idems],
-        [r.status for r in idems],
-        [r.body for r in idems],
-        [e.id for e in events],
-        [e.aggregate_type for e in events],
-        [e.aggregate_id for e in events],
-        [e.sequence for e in events],
-        [e.type for e in events],
+        *_columns(idems, "principal", "key", "fingerprint", "status", "body"),
+        *_columns(events, "id", "aggregate_type", "aggregate_id", "sequence", "type"),
         [orjson.dumps(e.envelope).decode() for e in events],
         [e.occurred_at for e in events],
-        [ln.sku for ln in lines],
-        [ln.name for ln in lines],
-        [ln.quantity for ln in lines],
-        [ln.unit_price for ln in lines],
-        [ln.discount for ln in lines],
-        [ln.tax for ln in lines],
-        [ln.total for ln in lines],
-        [ln.tax_rate for ln in lines],
+        *_columns(lines, "sku", "name", "quantity", "unit_price", "discount", "tax", "total", "tax_rate"),
         move_starts,
         move_counts,
-        [m.sku for m in moves],
-        [m.reserved for m in moves],
+        *_columns(moves, "sku", "reserved"),
     )
     outcomes: list[CreateOutcome | None] = [None] * len(batch)
     for i, outcome, detail in rows:
