@@ -69,8 +69,9 @@ def to_ms(ts: datetime) -> datetime:
 
 
 def utc_now_ms() -> datetime:
-    """Now, to the millisecond."""
-    return to_ms(datetime.now(UTC))
+    """Now, to the millisecond (to_ms inlined: once per order)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
 
 
 def format_timestamp(ts: datetime) -> str:

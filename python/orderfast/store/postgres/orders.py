@@ -9,7 +9,6 @@ import asyncpg
 import orjson
 
 from orderfast.domain.orders import CancelReason, Order, OrderLine, OrderStatus
-from orderfast.domain.plans import StockMove
 from orderfast.store.base import (
     CouponExhausted,
     Created,
@@ -34,7 +33,7 @@ WITH_LINES = (
 )
 
 _CREATE_BATCH = (
-    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 38)) + ")"
+    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 35)) + ")"
 )
 
 
@@ -46,18 +45,14 @@ async def create_batch(conn: asyncpg.Connection, batch: Sequence[NewOrder]) -> l
     key order). A key twice in the batch — which the worker's in-process key map keeps out of
     production traffic — splits it: the plans from the twin on go in a later call of the same
     transaction, so the twin sees what its holder did, as on SQLite."""
-    segments = _segments(batch)
-    if len(segments) == 1:
+    keys = {(new.idempotency.principal, new.idempotency.key) for new in batch}
+    if len(keys) == len(batch):
         return await _apply_segment(conn, batch)
     outcomes: list[CreateOutcome] = []
     async with conn.transaction():
-        for segment in segments:
+        for segment in _segments(batch):
             outcomes += await _apply_segment(conn, segment)
     return outcomes
-
-
-def _columns(items: Sequence[Any], *names: str) -> list[list[Any]]:
-    return [[getattr(item, name) for item in items] for name in names]
 
 
 def _segments(batch: Sequence[NewOrder]) -> list[Sequence[NewOrder]]:
@@ -81,33 +76,52 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
     starts: list[int] = []
     counts: list[int] = []
     lines: list[OrderLine] = []
-    move_starts: list[int] = []
-    move_counts: list[int] = []
-    moves: list[StockMove] = []
-    for new in batch:
+    for order in orders_:
         starts.append(len(lines) + 1)
-        counts.append(len(new.order.lines))
-        lines.extend(new.order.lines)
-        reservation = new.stock
-        move_starts.append(len(moves) + 1)
-        move_counts.append(len(reservation))
-        moves.extend(reservation)
+        counts.append(len(order.lines))
+        lines.extend(order.lines)
+    # Where every plan's moves are its lines (no SKU twice in an order), the lines say it all.
+    moves = None
+    if any(len({ln.sku for ln in o.lines}) != len(o.lines) for o in orders_):
+        moves = orjson.dumps([[(m.sku, m.reserved) for m in new.stock] for new in batch]).decode()
     # The function's arguments: one array per column, in its parameter order (migration 0006).
+    # (Comprehensions, not getattr/attrgetter: half the cost, on every order.)
     rows = await conn.fetch(
         _CREATE_BATCH,
-        *_columns(orders_, "id", "customer_id"),
+        [o.id for o in orders_],
+        [o.customer_id for o in orders_],
         [o.status.value for o in orders_],
-        *_columns(orders_, "currency", "subtotal", "discount", "tax", "total", "coupon", "tax_inclusive", "created_at"),
+        [o.currency for o in orders_],
+        [o.subtotal for o in orders_],
+        [o.discount for o in orders_],
+        [o.tax for o in orders_],
+        [o.total for o in orders_],
+        [o.coupon for o in orders_],
+        [o.tax_inclusive for o in orders_],
+        [o.created_at for o in orders_],
         starts,
         counts,
-        *_columns(idems, "principal", "key", "fingerprint", "status", "body"),
-        *_columns(events, "id", "aggregate_type", "aggregate_id", "sequence", "type"),
+        [r.principal for r in idems],
+        [r.key for r in idems],
+        [r.fingerprint for r in idems],
+        [r.status for r in idems],
+        [r.body for r in idems],
+        [e.id for e in events],
+        [e.aggregate_type for e in events],
+        [e.aggregate_id for e in events],
+        [e.sequence for e in events],
+        [e.type for e in events],
         [orjson.dumps(e.envelope).decode() for e in events],
         [e.occurred_at for e in events],
-        *_columns(lines, "sku", "name", "quantity", "unit_price", "discount", "tax", "total", "tax_rate"),
-        move_starts,
-        move_counts,
-        *_columns(moves, "sku", "reserved"),
+        [ln.sku for ln in lines],
+        [ln.name for ln in lines],
+        [ln.quantity for ln in lines],
+        [ln.unit_price for ln in lines],
+        [ln.discount for ln in lines],
+        [ln.tax for ln in lines],
+        [ln.total for ln in lines],
+        [ln.tax_rate for ln in lines],
+        moves,
     )
     outcomes: list[CreateOutcome | None] = [None] * len(batch)
     for i, outcome, detail in rows:

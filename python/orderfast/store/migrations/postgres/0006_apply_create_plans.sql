@@ -8,8 +8,12 @@
 -- short SKU in line order, as the SQLite store does. Idempotency keys are inserted in key order, not
 -- arrival order, so two concurrent batches holding the same keys cannot deadlock on them.
 --
--- Moves are given like lines: order i owns moves move_start[i] .. move_start[i] + move_count[i] - 1,
--- each a SKU and the quantity it reserves. Everything else is as in 0005: one call, one round trip,
+-- Moves are grouped by order like the lines: order i owns moves move_start[i] .. move_start[i] +
+-- move_count[i] - 1. When every plan's moves are its lines (no SKU twice in an order: always so for
+-- orders the API accepts), `moves` is NULL and the line arrays are the moves — nothing more to send
+-- or unpack on the hot path. Otherwise `moves` is one JSON document, an array per order of
+-- [sku, quantity] pairs (one parameter rather than four arrays: the driver checks each element of an
+-- array parameter, which costs the client more than this parse costs the server). Everything else is as in 0005: one call, one round trip,
 -- locks in one global order (coupons by code, then products by SKU), each hot row updated once.
 
 DROP FUNCTION orderfast_create_orders(
@@ -27,7 +31,7 @@ CREATE FUNCTION orderfast_create_orders(
     e_occurred timestamptz[],
     l_sku text[], l_name text[], l_quantity int[], l_unit bigint[], l_discount bigint[], l_tax bigint[],
     l_total bigint[], l_rate text[],
-    move_start int[], move_count int[], m_sku text[], m_qty bigint[]
+    moves jsonb
 ) RETURNS TABLE (i int, outcome text, detail text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -44,9 +48,31 @@ DECLARE
     j       int;
     p       int;
     c       int;
+    move_start int[] := array_fill(0, ARRAY[greatest(n, 1)]);
+    move_count int[] := array_fill(0, ARRAY[greatest(n, 1)]);
+    m_sku   text[];
+    m_qty   bigint[];
 BEGIN
     IF n = 0 THEN
         RETURN;
+    END IF;
+    IF moves IS NULL THEN
+        m_sku := l_sku;
+        m_qty := l_quantity;
+        move_start := line_start;
+        move_count := line_count;
+    ELSE
+        SELECT coalesce(array_agg(m.x ->> 0 ORDER BY o.k, m.j), '{}'),
+               coalesce(array_agg((m.x ->> 1)::bigint ORDER BY o.k, m.j), '{}')
+          INTO m_sku, m_qty
+          FROM jsonb_array_elements(moves) WITH ORDINALITY AS o(v, k),
+               jsonb_array_elements(o.v) WITH ORDINALITY AS m(x, j);
+        j := 1;
+        FOR k IN 1 .. n LOOP
+            move_start[k] := j;
+            move_count[k] := jsonb_array_length(moves -> (k - 1));
+            j := j + move_count[k];
+        END LOOP;
     END IF;
     -- 1. The idempotency records, in key order: two batches holding the same two keys take them in
     --    the same order, so they cannot deadlock. A concurrent twin elsewhere waits on the unique
