@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
 from orderfast.http.auth import mint_token
+from orderfast.outbox.relay import RelaySettings
 from orderfast.services.catalog import seed_demo
 from orderfast.store.base import StoreError
 
@@ -125,6 +126,10 @@ def _raise_open_files_limit(wanted: int) -> None:
 def _sweep(settings: Settings, args: argparse.Namespace) -> None:
     from orderfast.services.lifecycle import LifecycleService
 
+    interval = args.interval or settings.sweep_interval
+    if args.forever and not interval > 0:
+        raise ConfigError("orderfast sweep --forever needs --interval (ORDERFAST_SWEEP_INTERVAL is 0)")
+
     async def run() -> None:
         async with bootstrap.opened_store(settings) as store:
             service = LifecycleService(store, payment_timeout=settings.payment_timeout)
@@ -132,13 +137,13 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> None:
                 print(f"expired {await service.sweep()} unpaid orders", flush=True)
                 if not args.forever:
                     return
-                await asyncio.sleep(args.interval)
+                await asyncio.sleep(interval)
 
     asyncio.run(run())
 
 
 def _relay(settings: Settings, args: argparse.Namespace) -> None:
-    from orderfast.outbox.relay import Relay, RelaySettings
+    from orderfast.outbox.relay import Relay
 
     async def run() -> None:
         async with (
@@ -232,7 +237,12 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> None:
 def _token(settings: Settings, args: argparse.Namespace) -> None:
     secret = settings.resolve_jwt_secret().reveal()
     token = mint_token(
-        secret, args.sub, args.role or (), ttl=args.ttl, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        secret,
+        args.sub,
+        args.role or (),
+        ttl=args.ttl or settings.jwt_max_lifetime,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
     )
     print(token)
 
@@ -277,13 +287,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="cancel unpaid orders older than ORDERFAST_PAYMENT_TIMEOUT")
     sweep.add_argument("--forever", action="store_true", help="keep sweeping every --interval seconds")
-    sweep.add_argument("--interval", type=float, default=30.0)
+    sweep.add_argument(
+        "--interval", type=float, help="seconds between sweeps (default: ORDERFAST_SWEEP_INTERVAL, when not 0)"
+    )
 
     relay = sub.add_parser("relay", help="publish the outbox to Redis Streams (ORDERFAST_REDIS_URL)")
-    relay.add_argument("--batch", type=int, default=100)
+    relay_defaults = RelaySettings()
+    relay.add_argument("--batch", type=int, default=relay_defaults.batch, help="events per claim")
     relay.add_argument("--once", action="store_true", help="publish what is due, then exit")
     relay.add_argument(
-        "--lease", type=float, default=30.0, help="seconds a claimed batch stays reserved for this relay"
+        "--lease",
+        type=float,
+        default=relay_defaults.lease_seconds,
+        help="seconds a claimed batch stays reserved for this relay",
     )
 
     outbox = sub.add_parser("outbox", help="inspect and repair the outbox")
@@ -313,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="mint a JWT for local use")
     token.add_argument("--sub", required=True, help="the subject: the customer id")
     token.add_argument("--role", action="append", help="a role (repeatable), e.g. admin")
-    token.add_argument("--ttl", type=int, default=86_400, help="lifetime in seconds")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (default: ORDERFAST_JWT_MAX_LIFETIME)")
     return parser
 
 
