@@ -106,6 +106,8 @@ def main() -> None:
                 r = run_wrk(server, body_file, args.duration, args.connections, args.threads)
             finally:
                 server.stop()
+                if store == "postgres":  # a database per run: gone with its run
+                    asyncio.run(harness._drop(env["ORDERFAST_DATABASE_URL"]))
             rps = r["requests"] / (r["duration_us"] / 1e6)
             rows.append(
                 {

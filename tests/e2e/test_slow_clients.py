@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import Server, running
+from tests.e2e.test_attacks import exchange
 
 
 @pytest.fixture(scope="module")
@@ -17,22 +18,8 @@ def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def raw(server: Server, head: bytes, body: bytes = b"") -> bytes:
-    """Sends ``head`` and a partial ``body``, then just waits (bounded by the socket timeout) for
-    whatever the server answers."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as s:
-        s.sendall(head + body)
-        chunks = []
-        while True:
-            try:
-                data = s.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not data:
-                break
-            chunks.append(data)
-            if b"\r\n\r\n" in b"".join(chunks):
-                break
-        return b"".join(chunks)
+    """Sends ``head`` and a partial ``body``, then just waits (bounded) for whatever the server answers."""
+    return exchange(server, head + body, timeout=15)
 
 
 def test_a_body_that_trickles_in_is_cut_off_with_408(impatient: Server) -> None:
