@@ -77,6 +77,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     _raise_open_files_limit(workers * settings.max_connections)
+    _check_before_serving(settings)
     server = Server(
         "orderfast.app:create_app",
         address=host,
@@ -105,6 +106,35 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     # Each worker builds its app from these very settings (flags applied), not from the environment.
     server.serve(target_loader=functools.partial(create_app, settings), wrap_loader=False)
+
+
+def _check_before_serving(settings: Settings) -> None:
+    """Every start-up failure the workers would meet, met once here with one clear line (main prints
+    it and exits non-zero) instead of a traceback per worker: a setting the app cannot use, a port
+    already taken, a database unreachable or not migrated."""
+    import socket
+
+    from orderfast.app import create_app
+
+    create_app(settings)  # builds everything, opens nothing: settings and key files are checked
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR (as servers set it: a port in TIME_WAIT is free) but not SO_REUSEPORT: a port
+        # another server listens on, even one that would share it, refuses the bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as e:
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port} ({e.strerror}); pick another port with "
+                f"--port N or ORDERFAST_PORT (make run PORT=N)"
+            ) from None
+
+    async def check_store() -> None:
+        async with bootstrap.opened_store(settings):
+            pass
+
+    asyncio.run(check_store())
 
 
 def _raise_open_files_limit(wanted: int) -> None:
@@ -227,6 +257,8 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> None:
             elif not await keys.revoke(args.prefix):
                 print(f"{args.prefix}: no such active key", file=sys.stderr)
                 return 1
+            else:
+                print(f"{args.prefix}: revoked")
             return 0
 
     code = asyncio.run(run())
@@ -270,8 +302,18 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], None]] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orderfast")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without an install
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderfast", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"orderfast {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the HTTP API with Granian")

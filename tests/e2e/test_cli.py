@@ -120,3 +120,41 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
     os.close(write_end)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    assert orderfast(tmp_path, "migrate").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = orderfast(tmp_path, "serve", "--port", str(port), ORDERFAST_JWT_SECRET=JWT_SECRET)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_serve_on_an_unmigrated_store_says_to_migrate_in_one_line(tmp_path: Path) -> None:
+    done = orderfast(tmp_path, "serve", "--port", "0", ORDERFAST_JWT_SECRET=JWT_SECRET)
+    assert done.returncode == 1
+    assert "orderfast migrate" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_serve_with_a_bad_setting_names_it_in_one_line(tmp_path: Path) -> None:
+    done = orderfast(tmp_path, "serve", ORDERFAST_JWT_SECRET=JWT_SECRET, ORDERFAST_JWT_PUBLIC_KEYS="/nonexistent.pem")
+    assert done.returncode == 2 and "JWT public keys" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_version_and_revoke_answer(tmp_path: Path) -> None:
+    version = orderfast(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("orderfast "), version
+    assert orderfast(tmp_path, "migrate").returncode == 0
+    created = orderfast(tmp_path, "apikey", "create", "--role", "service")
+    prefix = created.stdout.split("prefix ")[1].split(";")[0]
+    revoked = orderfast(tmp_path, "apikey", "revoke", prefix)
+    assert revoked.returncode == 0 and revoked.stdout.strip() == f"{prefix}: revoked"

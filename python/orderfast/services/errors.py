@@ -21,7 +21,7 @@ class InvalidInputError(ServiceError):
     """Field errors found by Python-side validation: (pointer, code, message)."""
 
     def __init__(self, errors: list[tuple[str, str, str]]) -> None:
-        super().__init__(f"{len(errors)} problems in the request body")
+        super().__init__(f"{len(errors)} problem{'' if len(errors) == 1 else 's'} in the request body")
         self.errors = errors
 
 
