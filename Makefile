@@ -17,7 +17,7 @@ $(BIN)/maturin:
 build: $(BIN)/maturin ## build the Rust extension (release) into .venv with the dev tools
 	$(BIN)/maturin develop --release -q --extras dev
 
-run: build ## serve on 127.0.0.1:$(PORT) on the embedded SQLite store (no PostgreSQL or Redis)
+run: build ## serve on 127.0.0.1:8000 (PORT=N for another) on the embedded SQLite store (no PostgreSQL or Redis)
 	$(BIN)/orderfast migrate --seed-demo
 	$(BIN)/orderfast serve --port $(PORT) --hint
 

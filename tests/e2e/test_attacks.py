@@ -360,3 +360,10 @@ def test_a_websocket_upgrade_is_answered_as_plain_http(server: Server) -> None:
         b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
     assert status_of(answer) == 200, answer[:300]
+
+
+def test_starlettes_own_404_and_405_titles_match_the_apps(server: Server) -> None:
+    missing = httpx.get(f"{server.base_url}/no/such/path")
+    assert assert_problem(missing, 404, "not-found")["title"] == "Not found"
+    wrong = httpx.delete(f"{server.base_url}/livez")
+    assert assert_problem(wrong, 405, "method-not-allowed")["title"] == "Method not allowed"

@@ -158,3 +158,10 @@ class FakeStoreWithKeys:
             return False
         self.keys[prefix] = replace(record, revoked_at=datetime.now(UTC))  # type: ignore[type-var]
         return True
+
+
+def test_a_token_signed_with_another_key_says_so_without_saying_more() -> None:
+    with pytest.raises(Problem) as info:
+        TokenVerifier(SECRET).verify("Bearer " + mint_token("z" * 40, "u"))
+    assert info.value.status == 401 and "matches no key this server holds" in str(info.value.detail)
+    assert "z" * 8 not in str(info.value.detail) and SECRET[:8] not in str(info.value.detail)

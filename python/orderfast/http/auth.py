@@ -177,8 +177,11 @@ class TokenVerifier:
                 continue
             except jwt.PyJWTError:
                 raise unauthorized("the token is not valid") from None
-        if claims is None:
-            raise unauthorized("the token is not valid")
+        if claims is None:  # well-formed, but no key of this server made its signature
+            raise unauthorized(
+                "the token's signature matches no key this server holds (made with another secret, "
+                "or by `orderfast token` with another data directory?)"
+            )
         # RFC 7519 §2: NumericDate is a JSON number; PyJWT would also take "123" (and true).
         for name in ("exp", "iat", "nbf"):
             value = claims.get(name)

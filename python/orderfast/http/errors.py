@@ -89,6 +89,8 @@ def _mismatch(request: Request, exc: Exception) -> Response:
 def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    # One spelling for every problem title ("Not found", as the app's own 404s say it).
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
     headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
     if exc.status_code == 405:
         # Starlette names only the first matching route's methods; a path served by several
@@ -101,7 +103,7 @@ def _http(request: Request, exc: Exception) -> Response:
             for method in route.methods or ()
         }
         headers["allow"] = ", ".join(sorted(allowed))
-    return Problem(exc.status_code, slug, exc.detail, headers=headers).response(request.url.path)
+    return Problem(exc.status_code, slug, title, headers=headers).response(request.url.path)
 
 
 def _constraint(request: Request, exc: Exception) -> Response:
