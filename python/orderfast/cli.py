@@ -49,6 +49,8 @@ orderfast is starting on {base} ({settings.store_kind} store)
 
   # your orders
   curl -s {base}/v1/orders -H "Authorization: Bearer $TOKEN"
+
+  # the API, to read and try: {base}/docs   (the contract: {base}/openapi.json)
 """
 
 

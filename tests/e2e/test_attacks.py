@@ -367,3 +367,9 @@ def test_starlettes_own_404_and_405_titles_match_the_apps(server: Server) -> Non
     assert assert_problem(missing, 404, "not-found")["title"] == "Not found"
     wrong = httpx.delete(f"{server.base_url}/livez")
     assert assert_problem(wrong, 405, "method-not-allowed")["title"] == "Method not allowed"
+
+
+def test_the_root_points_to_the_docs(server: Server) -> None:
+    r = httpx.get(f"{server.base_url}/")
+    assert r.status_code == 200 and r.json()["docs"] == "/docs"
+    assert httpx.get(f"{server.base_url}{r.json()['openapi']}").status_code == 200

@@ -237,6 +237,11 @@ SCHEMAS: dict[str, Any] = {
     },
     "ApiKey": {"type": "object", "properties": {"prefix": {"type": "string"}, "key": {"type": "string"}}},
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "Index": {
+        "type": "object",
+        "required": ["service", "docs", "openapi"],
+        "properties": {k: {"type": "string"} for k in ("service", "docs", "reference", "openapi", "health")},
+    },
 }
 
 RATE_HEADERS = {
@@ -426,6 +431,9 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("Readiness: 503 while the database does not answer", [], (200, "Health"), (503,), public=True)
     },
     "/startupz": {"get": _op("Start-up finished", [], (200, "Health"), (503,), public=True)},
+    "/": {
+        "get": _op("Where to start: the documentation, the contract, the probes", [], (200, "Index"), (), public=True)
+    },
     "/openapi.json": {"get": _op("This document", [], (200, None), (), public=True)},
     "/docs": {"get": _op("Interactive documentation (Swagger UI, served locally)", [], (200, None), (), public=True)},
     "/docs/reference": {"get": _op("The contract as plain HTML, no script", [], (200, None), (), public=True)},
@@ -456,6 +464,7 @@ OPERATION_IDS = {
     ("get", "/livez"): "livez",
     ("get", "/readyz"): "readyz",
     ("get", "/startupz"): "startupz",
+    ("get", "/"): "index",
     ("get", "/openapi.json"): "openapi",
     ("get", "/docs"): "docs",
     ("get", "/docs/reference"): "docsReference",
@@ -588,6 +597,18 @@ def load_docs_assets() -> dict[str, tuple[bytes, str]]:
     return assets
 
 
+# GET /: a newcomer's (or a browser's) first request lands somewhere useful, not on a bare 404.
+INDEX = orjson.dumps(
+    {
+        "service": "orderfast",
+        "docs": "/docs",
+        "reference": "/docs/reference",
+        "openapi": "/openapi.json",
+        "health": "/readyz",
+    }
+)
+
+
 class OpenApiEndpoints:
     def __init__(self) -> None:
         self._doc = spec()
@@ -597,11 +618,15 @@ class OpenApiEndpoints:
 
     def routes(self) -> list[Route]:
         return [
+            Route("/", self.index, methods=["GET"]),
             Route("/openapi.json", self.openapi, methods=["GET"]),
             Route("/docs", self.docs, methods=["GET"]),
             Route("/docs/reference", self.reference, methods=["GET"]),
             Route("/docs/assets/{name}", self.asset, methods=["GET"]),
         ]
+
+    async def index(self, request: Request) -> Response:
+        return Response(INDEX, media_type="application/json")
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._json, media_type="application/json")
