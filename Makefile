@@ -1,5 +1,7 @@
 # orderfast — `make help` lists the targets.
 SHELL := /bin/bash
+# A failing step fails its recipe even when its output is filtered through a pipe.
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,14 +12,32 @@ PORT ?= 8000
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
 
+# Builds are stamped: a step runs when its inputs changed, and says what it does when it runs
+# (the release build takes about a minute); a no-op `make run` or `make test` prints nothing of it.
+SOURCES := $(shell find rust -name '*.rs') Cargo.toml Cargo.lock pyproject.toml
+RUNTIME := $(VENV)/.orderfast-runtime
+DEV := $(VENV)/.orderfast-dev
+
 $(BIN)/maturin:
+	@echo "==> creating $(VENV) with maturin"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 'maturin>=1.8,<2'
 
-build: $(BIN)/maturin ## build the Rust extension (release) into .venv with the dev tools
-	$(BIN)/maturin develop --release -q --extras dev
+$(RUNTIME): $(BIN)/maturin $(SOURCES)
+	@echo "==> building the Rust core (release, about a minute) and installing orderfast's runtime dependencies"
+	$(BIN)/maturin develop --release -q 2>&1 | { grep -vE "Requirement already satisfied|^Ignoring .*: markers" || true; }
+	@$(BIN)/python -c "import orderfast._core"
+	@touch $@
 
-run: build ## serve on 127.0.0.1:8000 (PORT=N for another) on the embedded SQLite store (no PostgreSQL or Redis)
+$(DEV): $(RUNTIME) pyproject.toml
+	@echo "==> installing the test, lint and benchmark tools (pyproject.toml: [project.optional-dependencies] dev)"
+	$(BIN)/python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']))" > $(VENV)/dev-requirements.txt
+	$(BIN)/pip install -q -r $(VENV)/dev-requirements.txt
+	@touch $@
+
+build: $(DEV) ## build the Rust extension (release) into .venv with the dev tools
+
+run: $(RUNTIME) ## serve on 127.0.0.1:8000 (PORT=N for another) on the embedded SQLite store (no PostgreSQL or Redis)
 	$(BIN)/orderfast migrate --seed-demo
 	$(BIN)/orderfast serve --port $(PORT) --hint
 
@@ -56,6 +76,6 @@ profile: build ## py-spy --native flame graphs under load: quote (SQLite), creat
 	$(BIN)/python bench/profile.py --scenario create --store postgres --connections 64
 
 clean: ## remove build outputs and local data
-	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so
+	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so $(RUNTIME) $(DEV)
 
 .PHONY: help build run test lint fmt bench bench-tools bench-quick profile clean
