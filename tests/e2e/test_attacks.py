@@ -325,17 +325,23 @@ def test_a_server_starts_and_serves_over_catalog_rows_it_cannot_load(
 # -- the rest of their kind: text that passes str.isdigit() but not int() ------------------------
 
 
+def raw_webhook(server: Server, headers: bytes) -> bytes:
+    """A webhook POST of ``{}`` with the given raw header lines (each ending in CRLF)."""
+    return exchange(
+        server,
+        b"POST /v1/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + headers
+        + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+
+
 def test_unicode_digits_in_numbers_are_4xx(server: Server) -> None:
     with server.client("ops", "admin") as c:
         for path in ("/v1/orders?limit=%C2%B2", "/v1/events?after=%C2%B2", "/v1/events?limit=%C2%B2"):
             r = c.get(path)
             assert r.status_code == 400, (path, r.text)
     # A signature timestamp of U+00B2 (one latin-1 byte) is an invalid signature, not a 500.
-    answer = exchange(
-        server,
-        b"POST /v1/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Orderfast-Signature: t=\xb2,v1=00\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
-    )
+    answer = raw_webhook(server, b"Orderfast-Signature: t=\xb2,v1=00\r\n")
     assert status_of(answer) == 401, answer[:300]
 
 
@@ -344,12 +350,7 @@ def test_two_signatures_or_two_content_types_are_a_400(server: Server) -> None:
         b"Orderfast-Signature: t=1,v1=00\r\nOrderfast-Signature: t=2,v1=00\r\n",
         b"Content-Type: text/plain\r\n",
     ):
-        answer = exchange(
-            server,
-            b"POST /v1/payments/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + extra
-            + b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
-        )
+        answer = raw_webhook(server, extra)
         assert status_of(answer) == 400 and b"ambiguous-header" in answer, answer[:300]
 
 
