@@ -9,13 +9,14 @@ import asyncpg
 import pytest
 
 from orderfast.domain import lifecycle
+from orderfast.domain.catalog import CouponSpec
 from orderfast.domain.orders import CancelReason, Order, OrderStatus
 from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.payments import PaymentNotice
-from orderfast.store.base import Change, FeedEvent, Store
+from orderfast.store.base import Change, CouponExhausted, Created, FeedEvent, Store
 from orderfast.store.postgres import PostgresStore
 from tests.conftest import planned
-from tests.store.test_contract import new_order, put, stock
+from tests.store.test_contract import coupon_order, new_order, put, stock
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +180,25 @@ async def test_a_change_is_stamped_with_the_services_clock(store: Store) -> None
         await asyncio.sleep(0.02)
     assert [e.envelope["type"] for e in events] == ["order.created", "order.canceled"]
     assert events[1].envelope["occurred_at"] == "2031-01-02T03:04:05.678Z"
+
+
+async def test_a_cancel_or_an_expiry_gives_the_coupon_redemption_back(store: Store) -> None:
+    """Intended: an unpaid order that is canceled (by its customer, an admin, a failed payment or
+    expiry) gives back everything it held — its stock and its coupon's redemption. A paid order,
+    even refunded, keeps it."""
+    await put(store, "SKU-A", stock=10)
+    await store.put_coupon(CouponSpec("ONCE", "USD", amount_off=1, max_redemptions=1))
+    first, second = coupon_order("ONCE", "a"), coupon_order("ONCE", "b")
+    assert isinstance((await store.create_orders([first]))[0], Created)
+    assert (await store.create_orders([second]))[0] == CouponExhausted("ONCE")
+    await store.change_order(
+        first.order.id, planned(lambda o: Change(transition=lifecycle.cancel(o, CancelReason.ADMIN)))
+    )
+    assert (await store.get_coupon("ONCE")).redemptions == 0  # type: ignore[union-attr]
+    again = coupon_order("ONCE", "b")
+    assert isinstance((await store.create_orders([again]))[0], Created)
+    # Expiry gives it back too (the sweep's whole batch at once).
+    clock = FakeClock()
+    clock.now += timedelta(hours=1)
+    assert await LifecycleService(store, payment_timeout=900, clock=clock).sweep() == 1
+    assert (await store.get_coupon("ONCE")).redemptions == 0  # type: ignore[union-attr]

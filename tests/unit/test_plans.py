@@ -65,3 +65,10 @@ def test_a_batch_moves_each_sku_once_in_one_global_order() -> None:
         for x in (a, b)
     ]
     assert merged_moves(plans) == [StockMove("A", 7, -7), StockMove("B", 1, -1), StockMove("C", 1, -1)]
+
+
+def test_only_a_cancel_gives_the_coupon_back() -> None:
+    o = replace(order(("A", 1)), coupon="SAVE")
+    canceled = plan_change(o, Change(transition=lifecycle.cancel(o, CancelReason.EXPIRED)), at=AT, new_id=ids())  # type: ignore[arg-type]
+    paid = plan_change(o, Change(transition=lifecycle.pay(o, o.total, "USD")), at=AT, new_id=ids())  # type: ignore[arg-type]
+    assert (canceled.coupon_release, paid.coupon_release) == ("SAVE", None)

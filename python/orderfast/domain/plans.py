@@ -108,6 +108,7 @@ class TransitionPlan:
     event: OutboxEvent | None = None
     payment: PaymentRecord | None = None
     refund: RefundRecord | None = None
+    coupon_release: str | None = None  # a coupon whose redemption the change gives back
 
     @property
     def writes_order(self) -> bool:
@@ -130,16 +131,29 @@ def plan_change(order: Order, change: Change, *, at: datetime, new_id: Callable[
     after = order
     moves: tuple[StockMove, ...] = ()
     event = refund = None
+    coupon_release = None
     t = change.transition
     if t is not None:
         after = t.order
         moves = stock_moves(order, t.stock)
+        # A cancel gives back all the unpaid order held: its stock and its coupon's redemption.
+        if t.stock is StockEffect.RELEASE:
+            coupon_release = order.coupon
         event = transition_event(new_id(), t, at)
         if after.refunded > order.refunded:
             refund = RefundRecord(new_id(), order.id, after.refunded - order.refunded)
     if change.review is not None:
         after = replace(after, review=change.review)
-    return TransitionPlan(order, after, at, moves, event, change.payment, refund)
+    return TransitionPlan(order, after, at, moves, event, change.payment, refund, coupon_release)
+
+
+def released_coupons(plans: Iterable[TransitionPlan]) -> list[tuple[str, int]]:
+    """(code, redemptions given back) for several plans, by code: each coupon row once, in code order."""
+    total: dict[str, int] = {}
+    for plan in plans:
+        if plan.coupon_release is not None:
+            total[plan.coupon_release] = total.get(plan.coupon_release, 0) + 1
+    return sorted(total.items())
 
 
 def merged_moves(plans: Iterable[TransitionPlan]) -> list[StockMove]:

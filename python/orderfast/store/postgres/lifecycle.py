@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 
 from orderfast.domain.orders import Order
-from orderfast.domain.plans import StockMove, TransitionPlan, merged_moves
+from orderfast.domain.plans import StockMove, TransitionPlan, merged_moves, released_coupons
 from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, PaymentRecord
 from orderfast.store.postgres.orders import LIFECYCLE_COLUMNS, ORDER_COLUMNS, orders_from_rows
 
@@ -39,7 +39,8 @@ async def _apply(conn: asyncpg.Connection, plan: TransitionPlan, *, moves: bool 
         )
         if not inserted:
             raise PaymentAlreadyRecorded(p.event_id)
-    if moves:
+    if moves:  # coupons before products: the lock order create-order uses
+        await _release_coupons(conn, released_coupons([plan]))
         await _move_stock(conn, plan.stock)
     if (e := plan.event) is not None:
         await conn.execute(
@@ -75,6 +76,12 @@ async def _apply(conn: asyncpg.Connection, plan: TransitionPlan, *, moves: bool 
             at,
         )
     return after
+
+
+async def _release_coupons(conn: asyncpg.Connection, released: Iterable[tuple[str, int]]) -> None:
+    args = list(released)
+    if args:
+        await conn.executemany("UPDATE coupons SET redemptions = greatest(redemptions - $2, 0) WHERE code = $1", args)
 
 
 async def _move_stock(conn: asyncpg.Connection, moves: Iterable[StockMove]) -> None:
@@ -117,7 +124,9 @@ async def expire_orders(
             limit,
         )
         plans = [plan(o) for o in await orders_from_rows(conn, rows)]
-        # The whole batch's stock at once, in SKU order: no deadlock with a concurrent change.
+        # The whole batch's coupons, then stock, each row once in code/SKU order: the lock order of
+        # create-order, so no deadlock with a concurrent change.
+        await _release_coupons(conn, released_coupons(plans))
         await _move_stock(conn, merged_moves(plans))
         return [await _apply(conn, p, moves=False) for p in plans]
 

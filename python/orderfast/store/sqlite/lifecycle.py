@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from orderfast.domain.orders import Order
-from orderfast.domain.plans import StockMove, TransitionPlan, merged_moves
+from orderfast.domain.plans import StockMove, TransitionPlan, merged_moves, released_coupons
 from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, PaymentRecord
 from orderfast.store.sqlite.codec import to_ms
 from orderfast.store.sqlite.orders import get_order
@@ -29,7 +29,8 @@ def _apply(conn: sqlite3.Connection, plan: TransitionPlan, *, moves: bool = True
         )
         if cur.rowcount == 0:
             raise PaymentAlreadyRecorded(p.event_id)
-    if moves:
+    if moves:  # coupons before products: the lock order create-order uses
+        _release_coupons(conn, released_coupons([plan]))
         _move_stock(conn, plan.stock)
     if (e := plan.event) is not None:
         conn.execute(
@@ -58,6 +59,12 @@ def _apply(conn: sqlite3.Connection, plan: TransitionPlan, *, moves: bool = True
             ),
         )
     return after
+
+
+def _release_coupons(conn: sqlite3.Connection, released: Iterable[tuple[str, int]]) -> None:
+    conn.executemany(
+        "UPDATE coupons SET redemptions = max(redemptions - ?, 0) WHERE code = ?", [(n, code) for code, n in released]
+    )
 
 
 def _move_stock(conn: sqlite3.Connection, moves: Iterable[StockMove]) -> None:
@@ -107,6 +114,7 @@ def expire_orders(
             )
         ]
         plans = [plan(order) for oid in ids if (order := get_order(conn, oid)) is not None]
+        _release_coupons(conn, released_coupons(plans))
         _move_stock(conn, merged_moves(plans))
         expired = [_apply(conn, p, moves=False) for p in plans]
         conn.execute("COMMIT")
