@@ -37,7 +37,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 def _hint(settings: Settings, host: str, port: int) -> str:
     base = f"http://{host}:{port}"
     return f"""
-orderfast is starting on {base} ({settings.store_kind} store)
+orderfast is starting on {base} ({settings.store_kind} store, data in {settings.data_dir.resolve()})
 
   # a token for customer u-1 (add --role admin for catalog changes)
   TOKEN=$(.venv/bin/orderfast token --sub u-1)
@@ -270,6 +270,13 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> None:
 
 def _token(settings: Settings, args: argparse.Namespace) -> None:
     secret = settings.resolve_jwt_secret().reveal()
+    if settings.jwt_secret is None:
+        # On stderr, so that TOKEN=$(orderfast token ...) still captures the token alone.
+        print(
+            f"orderfast: signed with the development secret in {settings.dev_jwt_secret_path.resolve()} "
+            "(a server verifies it only with the same ORDERFAST_DATA_DIR)",
+            file=sys.stderr,
+        )
     token = mint_token(
         secret,
         args.sub,

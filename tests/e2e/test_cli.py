@@ -37,6 +37,7 @@ def test_token_without_a_secret_uses_the_dev_secret_file(tmp_path: Path) -> None
     done = orderfast(tmp_path, "token", "--sub", "u-1")
     assert done.returncode == 0, done.stderr
     secret = (tmp_path / "data" / "dev-jwt-secret").read_text().strip()
+    assert str((tmp_path / "data" / "dev-jwt-secret").resolve()) in done.stderr, "says which secret it used"
     assert jwt.decode(done.stdout.strip(), secret, algorithms=["HS256"])["sub"] == "u-1"
 
 

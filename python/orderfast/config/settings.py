@@ -285,6 +285,10 @@ class Settings:
         return self.data_dir / "orderfast.db"
 
     @property
+    def dev_jwt_secret_path(self) -> Path:
+        return self.data_dir / "dev-jwt-secret"
+
+    @property
     def store_kind(self) -> str:
         return "postgres" if self.database_url else "sqlite"
 
@@ -303,7 +307,7 @@ class Settings:
             if len(self.jwt_secret.reveal().encode()) < 32:
                 raise ConfigError("ORDERFAST_JWT_SECRET must be at least 32 bytes")
             return self.jwt_secret
-        path = self.data_dir / "dev-jwt-secret"
+        path = self.dev_jwt_secret_path
         if not path.exists() and not create:
             raise ConfigError(
                 f"no JWT secret: set ORDERFAST_JWT_SECRET (or public keys), or let `orderfast serve` create "
