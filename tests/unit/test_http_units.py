@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import jwt
+import orjson
 import pytest
 from starlette.requests import Request
 
+from orderfast import _core
 from orderfast.http.auth import Principal, TokenVerifier, mint_token
 from orderfast.http.health import Health
-from orderfast.http.orders import decode_cursor, encode_cursor
+from orderfast.http.paging import MAX_PAGE, decode_cursor, encode_cursor, page_response, parse_limit
 from orderfast.http.problems import Problem
 from tests.unit.fakes import FakeStore
 
@@ -48,9 +50,38 @@ def test_bad_tokens_are_401(header: str | None) -> None:
 
 def test_cursor_round_trip() -> None:
     oid = "01a2000a-27cb-77b1-bbf8-279bb7785418"
-    assert decode_cursor(encode_cursor(oid)) == oid
+    assert decode_cursor(encode_cursor(oid), _core.is_order_id) == oid
     with pytest.raises(Problem):
-        decode_cursor(encode_cursor("not-an-id"))
+        decode_cursor(encode_cursor("not-an-id"), _core.is_order_id)
+
+
+def test_a_cursor_is_checked_against_its_own_listing_key() -> None:
+    # A SKU is a key of the product listing, not of the order listing.
+    assert decode_cursor(encode_cursor("SKU-1.a_b"), _core.is_sku) == "SKU-1.a_b"
+    for cursor in [encode_cursor("SKU-1"), "", "!!!", encode_cursor("é")]:
+        with pytest.raises(Problem) as info:
+            decode_cursor(cursor, _core.is_order_id)
+        assert (info.value.status, info.value.slug) == (400, "invalid-cursor")
+
+
+@pytest.mark.parametrize("text", ["0", str(MAX_PAGE + 1), "-1", "ten", "1.5", "", " 5", "\u0665"])
+def test_bad_limits_are_400(text: str) -> None:
+    with pytest.raises(Problem) as info:
+        parse_limit(text)
+    assert (info.value.status, info.value.slug) == (400, "invalid-limit")
+
+
+def test_limit_defaults_to_20_and_takes_1_to_100() -> None:
+    assert (parse_limit(None), parse_limit("1"), parse_limit(str(MAX_PAGE))) == (20, 1, MAX_PAGE)
+
+
+@pytest.mark.parametrize(("rows", "cursor"), [(["a", "b", "c"], "b"), (["a", "b"], None), (["a"], None)])
+def test_a_page_has_a_next_cursor_only_when_a_row_beyond_it_was_read(rows: list[str], cursor: str | None) -> None:
+    page = orjson.loads(page_response(rows, 2, lambda r: r, lambda r: {"k": r}).body)
+    assert page == {
+        "items": [{"k": r} for r in rows[:2]],
+        "next_cursor": None if cursor is None else encode_cursor(cursor),
+    }
 
 
 def test_problem_document() -> None:
