@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from orderfast.domain.catalog import (
@@ -21,7 +22,6 @@ from orderfast.domain.orders import utc_now_ms
 from orderfast.store.sqlite.codec import (
     from_json_list,
     from_ms,
-    opt_from_ms,
     opt_ms,
     to_json_list,
     to_ms,
@@ -147,7 +147,7 @@ def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
         rows = conn.execute(f"SELECT {columns}, version FROM {table} WHERE version > ? ORDER BY version", (version,))
         loaded = []
         for *row, row_version in rows:
-            if any(row[i] is not None and not EARLIEST_MS <= row[i] < LATEST_MS for i in stamps):
+            if any(row[i] is not None and not _in_range(row[i]) for i in stamps):
                 skipped.append((table, row[0], row_version))
             else:
                 loaded.append(make(row))
@@ -161,6 +161,16 @@ def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
     )
 
 
+def _in_range(ms: int) -> bool:
+    return EARLIEST_MS <= ms < LATEST_MS
+
+
+def _stamp(ms: int | None) -> datetime | None:
+    """A catalog timestamp as read back: one outside the catalog range (written before the rule)
+    reads as None, as the PostgreSQL store reads it, and never fails the read."""
+    return None if ms is None or not _in_range(ms) else from_ms(ms)
+
+
 def _product(row: Any) -> Product:
     sku, name, currency, price, stock, version, updated, tax_class = row
     return Product(sku, name, currency, price, stock, version, from_ms(updated), tax_class)
@@ -168,12 +178,12 @@ def _product(row: Any) -> Product:
 
 def _coupon(row: Any) -> Coupon:
     code, currency, pct, amount, minimum, skus, expires, max_r, redemptions, version, updated = row
-    spec = CouponSpec(code, currency, pct, amount, minimum, from_json_list(skus), opt_from_ms(expires), max_r)
+    spec = CouponSpec(code, currency, pct, amount, minimum, from_json_list(skus), _stamp(expires), max_r)
     return Coupon(spec, redemptions, version, from_ms(updated))
 
 
 def _promotion(row: Any) -> Promotion:
     pid, skus, pct, min_quantity, starts, ends, version, updated = row
     skus_tuple = from_json_list(skus) or ()
-    spec = PromotionSpec(pid, skus_tuple, pct, min_quantity, opt_from_ms(starts), opt_from_ms(ends))
+    spec = PromotionSpec(pid, skus_tuple, pct, min_quantity, _stamp(starts), _stamp(ends))
     return Promotion(spec, version, from_ms(updated))
