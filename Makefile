@@ -39,7 +39,7 @@ build: $(DEV) ## build the Rust extension (release) into .venv with the dev tool
 
 run: $(RUNTIME) ## serve on 127.0.0.1:8000 (PORT=N for another) on the embedded SQLite store (no PostgreSQL or Redis)
 	$(BIN)/orderfast migrate --seed-demo
-	$(BIN)/orderfast serve --port $(PORT) --hint
+	$(BIN)/orderfast serve --port $(PORT) --demo --hint
 
 test: build ## build, then run every test suite (cargo and pytest)
 	cargo test --quiet

@@ -36,7 +36,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 def _hint(settings: Settings, host: str, port: int) -> str:
     base = f"http://{host}:{port}"
-    return f"""
+    text = f"""
 orderfast is starting on {base} ({settings.store_kind} store, data in {settings.data_dir.resolve()})
 
   # a token for customer u-1 (add --role admin for catalog changes)
@@ -49,9 +49,28 @@ orderfast is starting on {base} ({settings.store_kind} store, data in {settings.
 
   # your orders
   curl -s {base}/v1/orders -H "Authorization: Bearer $TOKEN"
-
+"""
+    secret_file = settings.dev_webhook_secret_path.resolve()
+    if secret_file.exists() and any(s.reveal() == secret_file.read_text().strip() for s in settings.webhook_secrets):
+        text += f"""
+  # pay that order as the payment provider would: a body signed with the webhook secret
+  # (this demo's is in {secret_file})
+  ORDER=$(curl -s {base}/v1/orders -H "Authorization: Bearer $TOKEN" \\
+       -H "Idempotency-Key: demo-1" -H "Content-Type: application/json" \\
+       -d '{{"currency": "USD", "items": [{{"sku": "SKU-1", "quantity": 2}}], "expected_total": "199.00"}}' \\
+       | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+  BODY='{{"event_id": "evt-1", "order_id": "'$ORDER'", "status": "succeeded", "amount": "199.00", "currency": "USD"}}'
+  T=$(date +%s)
+  SIG=$(printf '%s.%s' "$T" "$BODY" | openssl dgst -sha256 -hmac "$(cat {secret_file})" | sed 's/^.* //')
+  curl -si {base}/v1/payments/webhook -H "Orderfast-Signature: t=$T,v1=$SIG" \\
+       -H "Content-Type: application/json" -d "$BODY"
+"""
+    return (
+        text
+        + f"""
   # the API, to read and try: {base}/docs   (the contract: {base}/openapi.json)
 """
+    )
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -65,6 +84,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=settings.port if args.port is None else args.port,
         workers=args.workers or settings.workers,
     )
+    if args.demo:
+        settings = settings.with_demo_defaults()
     host, port, workers = settings.host, settings.port, settings.workers
     # In development, create the JWT secret once, here, before the workers start: building the app
     # writes nothing.
@@ -331,7 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (ORDERFAST_WORKERS, default 1)")
     serve.add_argument("--backlog", type=int, default=4096, help="listen backlog (the kernel caps it at somaxconn)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
-    serve.add_argument("--hint", action="store_true", help="print how to make a first order")
+    serve.add_argument("--hint", action="store_true", help="print how to make (and pay) a first order")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo's defaults for what the environment leaves unset: the tax classes standard=20 and "
+        "reduced=5.5, and a payment webhook secret generated in the data directory (make run uses it)",
+    )
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--seed-demo", action="store_true", help="seed the demo catalog if empty")

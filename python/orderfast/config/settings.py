@@ -289,6 +289,10 @@ class Settings:
         return self.data_dir / "dev-jwt-secret"
 
     @property
+    def dev_webhook_secret_path(self) -> Path:
+        return self.data_dir / "dev-webhook-secret"
+
+    @property
     def store_kind(self) -> str:
         return "postgres" if self.database_url else "sqlite"
 
@@ -313,21 +317,41 @@ class Settings:
                 f"no JWT secret: set ORDERFAST_JWT_SECRET (or public keys), or let `orderfast serve` create "
                 f"the development secret in {path}"
             )
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written aside, then linked into place: when several processes start at once, exactly
-            # one secret wins and nobody ever reads a half-written file.
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48))
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        return Secret(path.read_text().strip())
+        return _development_secret(path)
+
+    def with_demo_defaults(self) -> Settings:
+        """``orderfast serve --demo`` (what ``make run`` serves): what the README's examples use and the
+        environment leaves unset — the demo tax table, and a payment webhook secret generated once in
+        the data directory (``dev_webhook_secret_path``) so a local payment can be signed."""
+        changes: dict[str, Any] = {}
+        if not self.tax_rates:
+            changes["tax_rates"] = dict(DEMO_TAX_RATES)
+        if not self.webhook_secrets:
+            changes["webhook_secrets"] = (_development_secret(self.dev_webhook_secret_path),)
+        return dataclasses.replace(self, **changes) if changes else self
+
+
+# The tax classes ``orderfast serve --demo`` knows when ORDERFAST_TAX_RATES is unset (percent).
+DEMO_TAX_RATES = {"standard": "20", "reduced": "5.5"}
+
+
+def _development_secret(path: Path) -> Secret:
+    """The secret kept in ``path``, created (random, mode 0600) when missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: when several processes start at once, exactly
+        # one secret wins and nobody ever reads a half-written file.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return Secret(path.read_text().strip())
 
 
 ENV_FILE = ENV_PREFIX + "ENV_FILE"

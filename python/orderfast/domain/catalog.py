@@ -163,3 +163,5 @@ DEMO_CATALOG: tuple[ProductSpec, ...] = (
     ProductSpec("SKU-4", "Paper filters, 100 pack", "USD", 399, 5000),
     ProductSpec("SKU-JP-1", "Matcha, 100 g", "JPY", 2800, 100),
 )
+# The demo's automatic promotion: 5 % off three or more bags of beans, for as long as a demo lasts.
+DEMO_PROMOTIONS: tuple[PromotionSpec, ...] = (PromotionSpec("bulk-beans", ("SKU-1",), "5", min_quantity=3),)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from orderfast.domain.orders import format_timestamp
 from orderfast.domain.text import storable
 from orderfast.services.errors import InvalidCredentials, InvalidInputError
 from orderfast.store.base import ApiKeyRecord, Store
@@ -80,6 +81,6 @@ def key_document(record: ApiKeyRecord) -> dict[str, object]:
         "prefix": record.prefix,
         "name": record.name,
         "roles": list(record.roles),
-        "created_at": record.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": format_timestamp(record.created_at),  # like every other document: ms, Z
         "revoked": record.revoked_at is not None,
     }

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from orderfast import _core
 from orderfast.domain.catalog import (
     DEMO_CATALOG,
+    DEMO_PROMOTIONS,
     CatalogChanges,
     Coupon,
     CouponSpec,
@@ -163,9 +164,12 @@ class CatalogService:
 
 
 async def seed_demo(store: Store) -> list[str]:
-    """Puts the demo catalog in an empty store; a store with products is left alone."""
+    """Puts the demo catalog (products and a promotion) in an empty store; a store with products is
+    left alone."""
     if (await store.catalog_since(0)).products:
         return []
     for spec in DEMO_CATALOG:
         await store.put_product(spec)
-    return [spec.sku for spec in DEMO_CATALOG]
+    for promotion in DEMO_PROMOTIONS:
+        await store.put_promotion(promotion)
+    return [spec.sku for spec in DEMO_CATALOG] + [f"promotion {p.id}" for p in DEMO_PROMOTIONS]
