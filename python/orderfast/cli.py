@@ -76,7 +76,10 @@ orderfast is starting on {base} ({settings.store_kind} store, data in {settings.
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
+    from granian.log import LogLevels
     from granian.server import Server
+
+    from orderfast.observability.logging import granian_config as granian_logging
 
     settings = dataclasses.replace(
         settings,
@@ -110,6 +113,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         loop=Loops.uvloop,
         factory=True,
         log_access=args.access_log,
+        log_level=LogLevels(settings.log_level),
+        log_dictconfig=granian_logging(),  # its lines as JSON on stderr, like orderfast's own
         backlog=args.backlog,
         # HTTP/1.1 only: in "auto" mode the server first waits, without any timeout, for the bytes
         # that tell HTTP/1 from cleartext HTTP/2, so a socket that never sends one stays open for

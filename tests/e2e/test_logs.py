@@ -88,6 +88,10 @@ def test_no_secret_sql_or_traceback_reaches_the_log(logged: tuple[Server, TcpPro
 
     lines = server.log_path.read_text().splitlines()
     assert any('"database unavailable on POST /v1/orders' in line for line in lines), "the outage is logged"
+    # One JSON object per line — Granian's own start and stop lines too.
+    entries = [orjson.loads(line) for line in lines]
+    assert all({"ts", "level", "logger", "msg"} <= entry.keys() for entry in entries)
+    assert any(e["logger"].startswith("_granian") and "Listening at" in e["msg"] for e in entries)
     for line in lines:
         for secret in secrets:
             assert secret not in line, f"a secret in the log: {line}"

@@ -78,3 +78,20 @@ def configure(level: str = "info") -> None:
         library.handlers[:] = [handler]
         library.setLevel(max(logging.WARNING, ours.level))
         library.propagate = False
+
+
+def granian_config() -> dict[str, Any]:
+    """Granian's own lines (start, workers, shutdown, the access log) in the same JSON shape, on
+    stderr: a ``logging.config.dictConfig`` document for ``Server(log_dictconfig=...)``."""
+    json = {"()": f"{__name__}.JsonFormatter"}
+    stream = {"formatter": "json", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": json},
+        "handlers": {"json": stream},
+        "loggers": {
+            "_granian": {"handlers": ["json"], "level": "INFO", "propagate": False},
+            "granian.access": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        },
+    }
