@@ -347,7 +347,15 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orderfast", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="orderfast",
+        description="orderfast: an HTTP order service (Starlette on Granian, a Rust core). Settings come from "
+        "ORDERFAST_* environment variables: `orderfast config docs` lists them, `orderfast config show` shows "
+        "those in force.",
+        epilog="First steps: `orderfast migrate --seed-demo`, then `orderfast serve --demo --hint` (what "
+        "`make run` does); the API is documented at /docs on the running server. `orderfast COMMAND --help` "
+        "describes each command.",
+    )
     parser.add_argument("--version", action="version", version=f"orderfast {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -356,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (ORDERFAST_PORT, default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (ORDERFAST_WORKERS, default 1)")
     serve.add_argument("--backlog", type=int, default=4096, help="listen backlog (the kernel caps it at somaxconn)")
-    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--access-log", action="store_true", help="log every request (one JSON line each)")
     serve.add_argument("--hint", action="store_true", help="print how to make (and pay) a first order")
     serve.add_argument(
         "--demo",

@@ -159,3 +159,16 @@ def test_version_and_revoke_answer(tmp_path: Path) -> None:
     prefix = created.stdout.split("prefix ")[1].split(";")[0]
     revoked = orderfast(tmp_path, "apikey", "revoke", prefix)
     assert revoked.returncode == 0 and revoked.stdout.strip() == f"{prefix}: revoked"
+
+
+def test_help_says_where_to_start_and_every_command_has_help(tmp_path: Path) -> None:
+    top = orderfast(tmp_path, "--help")
+    assert top.returncode == 0 and "``" not in top.stdout, "no docstring markup in the help"
+    assert "orderfast config docs" in top.stdout and "/docs" in top.stdout and "make run" in top.stdout
+    commands = top.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
+    assert {"serve", "migrate", "token", "apikey"} <= set(commands)
+    for command in commands:
+        done = orderfast(tmp_path, command, "--help")
+        assert done.returncode == 0 and done.stdout.startswith(f"usage: orderfast {command}"), done.stderr
+    assert not (tmp_path / "data").exists(), "asking for help creates nothing"
+    assert "--demo" in orderfast(tmp_path, "serve", "--help").stdout
