@@ -44,6 +44,7 @@ class StreamConsumer:
         self._batch = batch
         self._block_ms = block_ms
         self._reclaim_idle_ms = reclaim_idle_ms
+        self.reclaimed = 0  # entries taken over from a consumer that read them and never acknowledged
 
     async def ensure_group(self) -> None:
         try:
@@ -62,6 +63,7 @@ class StreamConsumer:
             start_id="0-0",
             count=self._batch,
         )
+        self.reclaimed += len(entries)
         if not entries:
             response: Any = await self._redis.xreadgroup(
                 self._group, self._name, {self._stream: ">"}, count=self._batch, block=self._block_ms
