@@ -93,3 +93,10 @@ async def test_unloadable_rows_are_skipped_and_logged(
         assert (promotion.spec.skus, promotion.spec.percent_off) == (("SKU-A",), "5")
     coupon = await store.get_coupon("BADC")
     assert coupon is not None and coupon.spec.expires_at is None and coupon.spec.percent_off == "5"
+    # So is listing them: one such row does not fail its page.
+    promotions = await store.list_promotions(None, 100)
+    assert [p.spec.id for p in promotions] == sorted(["good", *(f"bad-{i}" for i in range(len(promotions) - 1))])
+    assert [p for p in promotions if p.spec.id.startswith("bad-")] == [
+        await store.get_promotion(p.spec.id) for p in promotions if p.spec.id.startswith("bad-")
+    ]
+    assert await store.list_coupons(None, 100) == [coupon]

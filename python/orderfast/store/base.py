@@ -246,6 +246,18 @@ class Store(OutboxStore, Protocol):
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None: ...
 
+    # The catalog listings page by primary key (keyset): up to ``limit`` rows whose key is above
+    # ``after`` (from the first when None), in key order, each read as its single get reads it.
+
+    async def list_products(self, after: str | None, limit: int) -> list[Product]:
+        """Products by SKU, with their current stock."""
+
+    async def list_coupons(self, after: str | None, limit: int) -> list[Coupon]:
+        """Coupons by code."""
+
+    async def list_promotions(self, after: str | None, limit: int) -> list[Promotion]:
+        """Promotions by id."""
+
     async def catalog_since(self, version: int) -> CatalogChanges:
         """Products, coupons and promotions changed after catalog ``version``. Versions become
         visible in order, so a reader that remembers the highest one it saw misses nothing."""

@@ -135,6 +135,32 @@ async def get_promotion(conn: asyncpg.Connection, promotion_id: str) -> Promotio
     return None if row is None else _promotion(row)
 
 
+async def list_products(conn: asyncpg.Connection, after: str | None, limit: int) -> list[Product]:
+    return [_product(r) for r in await _page(conn, PRODUCT_COLUMNS, "products", "sku", after, limit)]
+
+
+async def list_coupons(conn: asyncpg.Connection, after: str | None, limit: int) -> list[Coupon]:
+    return [_coupon(r) for r in await _page(conn, COUPON_READ, "coupons", "code", after, limit)]
+
+
+async def list_promotions(conn: asyncpg.Connection, after: str | None, limit: int) -> list[Promotion]:
+    return [_promotion(r) for r in await _page(conn, PROMOTION_READ, "promotions", "id", after, limit)]
+
+
+async def _page(
+    conn: asyncpg.Connection, columns: str, table: str, key: str, after: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """One keyset page by primary key: a range read on its index, however deep the page. Keys compare
+    in the column's collation, the index's own, so paging never skips or repeats a row under any
+    database locale (the order is byte order under C or C.UTF-8, as in SQLite)."""
+    rows: list[asyncpg.Record]
+    if after is None:
+        rows = await conn.fetch(f"SELECT {columns} FROM {table} ORDER BY {key} LIMIT $1", limit)
+    else:
+        rows = await conn.fetch(f"SELECT {columns} FROM {table} WHERE {key} > $1 ORDER BY {key} LIMIT $2", after, limit)
+    return rows
+
+
 async def catalog_since(conn: asyncpg.Connection, version: int) -> CatalogChanges:
     skipped: list[tuple[str, str, int]] = []
 

@@ -263,6 +263,18 @@ class PostgresStore:
         async with self._connection() as conn:
             return await catalog.get_promotion(conn, promotion_id)
 
+    async def list_products(self, after: str | None, limit: int) -> list[Product]:
+        async with self._connection() as conn:
+            return await catalog.list_products(conn, after, limit)
+
+    async def list_coupons(self, after: str | None, limit: int) -> list[Coupon]:
+        async with self._connection() as conn:
+            return await catalog.list_coupons(conn, after, limit)
+
+    async def list_promotions(self, after: str | None, limit: int) -> list[Promotion]:
+        async with self._connection() as conn:
+            return await catalog.list_promotions(conn, after, limit)
+
     async def catalog_since(self, version: int) -> CatalogChanges:
         async with self._connection() as conn:
             return await catalog.catalog_since(conn, version)

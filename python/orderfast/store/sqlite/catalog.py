@@ -138,6 +138,27 @@ def get_promotion(conn: sqlite3.Connection, promotion_id: str) -> Promotion | No
     return None if row is None else _promotion(row)
 
 
+def list_products(conn: sqlite3.Connection, after: str | None, limit: int) -> list[Product]:
+    return [_product(r) for r in _page(conn, PRODUCT_COLUMNS, "products", "sku", after, limit)]
+
+
+def list_coupons(conn: sqlite3.Connection, after: str | None, limit: int) -> list[Coupon]:
+    return [_coupon(r) for r in _page(conn, COUPON_COLUMNS, "coupons", "code", after, limit)]
+
+
+def list_promotions(conn: sqlite3.Connection, after: str | None, limit: int) -> list[Promotion]:
+    return [_promotion(r) for r in _page(conn, PROMOTION_COLUMNS, "promotions", "id", after, limit)]
+
+
+def _page(conn: sqlite3.Connection, columns: str, table: str, key: str, after: str | None, limit: int) -> list[Any]:
+    """One keyset page by primary key: a range read on its index, however deep the page."""
+    if after is None:
+        return conn.execute(f"SELECT {columns} FROM {table} ORDER BY {key} LIMIT ?", (limit,)).fetchall()
+    return conn.execute(
+        f"SELECT {columns} FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?", (after, limit)
+    ).fetchall()
+
+
 def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
     skipped: list[tuple[str, str, int]] = []
 

@@ -206,6 +206,15 @@ class SqliteStore:
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
         return await self._run(lambda conn: catalog.get_promotion(conn, promotion_id))
 
+    async def list_products(self, after: str | None, limit: int) -> list[Product]:
+        return await self._run(lambda conn: catalog.list_products(conn, after, limit))
+
+    async def list_coupons(self, after: str | None, limit: int) -> list[Coupon]:
+        return await self._run(lambda conn: catalog.list_coupons(conn, after, limit))
+
+    async def list_promotions(self, after: str | None, limit: int) -> list[Promotion]:
+        return await self._run(lambda conn: catalog.list_promotions(conn, after, limit))
+
     async def catalog_since(self, version: int) -> CatalogChanges:
         return await self._run(lambda conn: catalog.catalog_since(conn, version))
 
