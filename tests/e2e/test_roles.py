@@ -29,7 +29,14 @@ def operations(server: Server) -> list[tuple[str, str, list[str]]]:
         for method, op in methods.items()
         if op["x-required-roles"]
     ]
-    assert len(ops) >= 15, "every guarded operation is in the spec"
+    assert len(ops) >= 19, "every guarded operation is in the spec"
+    # The listings are guarded too: products for anyone with a token, coupons and promotions for admins.
+    listings = {(m, p): set(roles) for m, p, roles in ops if p in ("/v1/products", "/v1/coupons", "/v1/promotions")}
+    assert listings == {
+        ("GET", "/v1/products"): set(ROLES),
+        ("GET", "/v1/coupons"): {"admin"},
+        ("GET", "/v1/promotions"): {"admin"},
+    }
     return ops
 
 

@@ -65,3 +65,26 @@ def test_operation_ids_are_unique_and_every_link_targets_one_with_its_parameters
         path, _ = ops[link["operationId"]]
         for name in link["parameters"]:
             assert f"{{{name}}}" in path, (link, path)
+
+
+def test_every_keyset_listing_documents_its_paging_parameters_and_their_400() -> None:
+    doc = spec()
+    schemas = doc["components"]["schemas"]
+    listings = {}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            ref = op["responses"].get("200", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            page = schemas.get(ref.get("$ref", "").rsplit("/", 1)[-1], {})
+            if "null" in page.get("properties", {}).get("next_cursor", {}).get("type", []):
+                listings[(method, path)] = op
+    assert set(listings) == {
+        ("get", "/v1/orders"),
+        ("get", "/v1/products"),
+        ("get", "/v1/coupons"),
+        ("get", "/v1/promotions"),
+    }
+    for op in listings.values():
+        params = {p["name"]: p for p in op["parameters"] if p["in"] == "query"}
+        assert set(params) == {"limit", "cursor"}
+        assert (params["limit"]["schema"]["minimum"], params["limit"]["schema"]["maximum"]) == (1, 100)
+        assert "400" in op["responses"]

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from orderfast import _core
 from orderfast.domain.catalog import coupon_document, product_document, promotion_document
+from orderfast.http.paging import page_request, page_response
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import BodyLimits, principal, read_json_document
 from orderfast.services.catalog import CatalogService
@@ -46,7 +47,11 @@ class CatalogEndpoints:
         self._limits = limits
 
     def routes(self) -> list[Route]:
+        # Each collection before its members: Starlette tries routes in order, first match wins.
         return [
+            Route("/v1/products", self.list_products, methods=["GET"]),
+            Route("/v1/coupons", self.list_coupons, methods=["GET"]),
+            Route("/v1/promotions", self.list_promotions, methods=["GET"]),
             Route("/v1/products/{sku}", self.put_product, methods=["PUT"]),
             Route("/v1/products/{sku}", self.get_product, methods=["GET"]),
             Route("/v1/coupons/{code}", self.put_coupon, methods=["PUT"]),
@@ -101,6 +106,26 @@ class CatalogEndpoints:
         _require_admin(request)
         promotion = await self._catalog.get_promotion(self._key(request, "promotion_id", _is_promotion_id, "promotion"))
         return self._found(promotion, promotion_document, "promotion")
+
+    # Listings: keyset pages by key, as GET /v1/orders pages (one extra row says whether there is
+    # another page); each item is the document the single GET answers.
+
+    async def list_products(self, request: Request) -> Response:
+        limit, after = page_request(request, _core.is_sku)
+        products = await self._catalog.list_products(after, limit + 1)
+        return page_response(products, limit, lambda p: p.sku, product_document)
+
+    async def list_coupons(self, request: Request) -> Response:
+        _require_admin(request)
+        limit, after = page_request(request, _core.is_coupon_code)
+        coupons = await self._catalog.list_coupons(after, limit + 1)
+        return page_response(coupons, limit, lambda c: c.spec.code, coupon_document)
+
+    async def list_promotions(self, request: Request) -> Response:
+        _require_admin(request)
+        limit, after = page_request(request, _is_promotion_id)
+        promotions = await self._catalog.list_promotions(after, limit + 1)
+        return page_response(promotions, limit, lambda p: p.spec.id, promotion_document)
 
     @staticmethod
     def _found(item: Any, document: Callable[[Any], dict[str, Any]], what: str) -> Response:

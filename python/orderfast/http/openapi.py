@@ -48,6 +48,15 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _page(item: str) -> dict[str, Any]:
+    """A keyset page of ``item``: pass ``next_cursor`` back as ``cursor``; null on the last page."""
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {"items": {"type": "array", "items": _ref(item)}, "next_cursor": {"type": ["string", "null"]}},
+    }
+
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -141,11 +150,7 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
-    "OrderPage": {
-        "type": "object",
-        "required": ["items", "next_cursor"],
-        "properties": {"items": {"type": "array", "items": _ref("Order")}, "next_cursor": {"type": ["string", "null"]}},
-    },
+    "OrderPage": _page("Order"),
     "ProductRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -171,6 +176,7 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": TIME,
         },
     },
+    "ProductPage": _page("Product"),
     "CouponRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -186,7 +192,34 @@ SCHEMAS: dict[str, Any] = {
             "max_redemptions": _nullable({"type": "integer", "minimum": 1, "maximum": 10**12}),
         },
     },
-    "Coupon": {"type": "object", "properties": {"code": {"type": "string"}, "redemptions": {"type": "integer"}}},
+    "Coupon": {
+        "type": "object",
+        "required": [
+            "code",
+            "currency",
+            "percent_off",
+            "amount_off",
+            "min_subtotal",
+            "skus",
+            "expires_at",
+            "max_redemptions",
+            "redemptions",
+            "updated_at",
+        ],
+        "properties": {
+            "code": {"type": "string"},
+            "currency": CURRENCY,
+            "percent_off": {"type": ["string", "null"]},
+            "amount_off": _nullable(MONEY),
+            "min_subtotal": _nullable(MONEY),
+            "skus": {"type": ["array", "null"], "items": SKU},
+            "expires_at": _nullable(TIME),
+            "max_redemptions": {"type": ["integer", "null"]},
+            "redemptions": {"type": "integer"},
+            "updated_at": TIME,
+        },
+    },
+    "CouponPage": _page("Coupon"),
     "PromotionRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -199,7 +232,20 @@ SCHEMAS: dict[str, Any] = {
             "ends_at": _nullable(CATALOG_TIME),
         },
     },
-    "Promotion": {"type": "object", "properties": {"id": {"type": "string"}}},
+    "Promotion": {
+        "type": "object",
+        "required": ["id", "skus", "percent_off", "min_quantity", "starts_at", "ends_at", "updated_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "skus": {"type": "array", "items": SKU},
+            "percent_off": {"type": "string"},
+            "min_quantity": {"type": "integer"},
+            "starts_at": _nullable(TIME),
+            "ends_at": _nullable(TIME),
+            "updated_at": TIME,
+        },
+    },
+    "PromotionPage": _page("Promotion"),
     "RefundRequest": {"type": "object", "additionalProperties": False, "properties": {"amount": MONEY}},
     "PaymentEvent": {
         "type": "object",
@@ -311,6 +357,11 @@ IDEMPOTENCY = {
     "required": True,
     "schema": {"type": "string", "maxLength": 257},
 }
+# Every keyset listing takes the same two (http/paging.py).
+PAGE_PARAMS = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+    _query("cursor", {"type": "string"}),
+]
 SIGNATURE = {"name": "Orderfast-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
 ANYONE = ["customer", "service", "admin"]
 
@@ -324,16 +375,7 @@ PATHS: dict[str, dict[str, Any]] = {
             body="OrderRequest",
             headers=[IDEMPOTENCY],
         ),
-        "get": _op(
-            "List the caller's orders, newest first",
-            ANYONE,
-            (200, "OrderPage"),
-            (400,),
-            params=[
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
-                _query("cursor", {"type": "string"}),
-            ],
-        ),
+        "get": _op("List the caller's orders, newest first", ANYONE, (200, "OrderPage"), (400,), params=PAGE_PARAMS),
     },
     "/v1/orders/{order_id}": {
         "get": _op("An order (owner or admin)", ANYONE, (200, "Order"), (404,), params=[_path("order_id")])
@@ -358,6 +400,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "Price an order without creating it", ANYONE, (200, "Quote"), (400, 409, 413, 415, 422), body="OrderRequest"
         )
     },
+    "/v1/products": {
+        "get": _op("List products with their stock, by SKU", ANYONE, (200, "ProductPage"), (400,), params=PAGE_PARAMS)
+    },
     "/v1/products/{sku}": {
         "put": _op(
             "Create (201) or replace (200) a product",
@@ -370,6 +415,9 @@ PATHS: dict[str, dict[str, Any]] = {
         ),
         "get": _op("A product", ANYONE, (200, "Product"), (404,), params=[_path("sku", SKU)]),
     },
+    "/v1/coupons": {
+        "get": _op("List coupons, by code", ["admin"], (200, "CouponPage"), (400, 403), params=PAGE_PARAMS)
+    },
     "/v1/coupons/{code}": {
         "put": _op(
             "Create or replace a coupon",
@@ -381,6 +429,9 @@ PATHS: dict[str, dict[str, Any]] = {
             created=True,
         ),
         "get": _op("A coupon", ["admin"], (200, "Coupon"), (403, 404), params=[_path("code")]),
+    },
+    "/v1/promotions": {
+        "get": _op("List promotions, by id", ["admin"], (200, "PromotionPage"), (400, 403), params=PAGE_PARAMS)
     },
     "/v1/promotions/{promotion_id}": {
         "put": _op(
@@ -450,10 +501,13 @@ OPERATION_IDS = {
     ("post", "/v1/orders/{order_id}/cancel"): "cancelOrder",
     ("post", "/v1/orders/{order_id}/refunds"): "refundOrder",
     ("post", "/v1/quotes"): "quoteOrder",
+    ("get", "/v1/products"): "listProducts",
     ("put", "/v1/products/{sku}"): "putProduct",
     ("get", "/v1/products/{sku}"): "getProduct",
+    ("get", "/v1/coupons"): "listCoupons",
     ("put", "/v1/coupons/{code}"): "putCoupon",
     ("get", "/v1/coupons/{code}"): "getCoupon",
+    ("get", "/v1/promotions"): "listPromotions",
     ("put", "/v1/promotions/{promotion_id}"): "putPromotion",
     ("get", "/v1/promotions/{promotion_id}"): "getPromotion",
     ("post", "/v1/payments/webhook"): "paymentWebhook",

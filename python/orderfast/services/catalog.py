@@ -139,6 +139,17 @@ class CatalogService:
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
         return await self._store.get_promotion(promotion_id)
 
+    # The listings: keyset pages by key (SKU, code, id), up to ``limit`` rows above ``after``.
+
+    async def list_products(self, after: str | None, limit: int) -> list[Product]:
+        return await self._store.list_products(after, limit)
+
+    async def list_coupons(self, after: str | None, limit: int) -> list[Coupon]:
+        return await self._store.list_coupons(after, limit)
+
+    async def list_promotions(self, after: str | None, limit: int) -> list[Promotion]:
+        return await self._store.list_promotions(after, limit)
+
     async def refresh(self) -> int:
         """Loads everything changed since the last refresh; returns how many rows."""
         changes = await self._store.catalog_since(self._version)
