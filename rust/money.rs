@@ -207,6 +207,11 @@ pub fn exponent(code: &str) -> Option<u8> {
     CURRENCIES.binary_search_by(|(c, _)| c.cmp(&key)).ok().map(|i| CURRENCIES[i].1)
 }
 
+/// Every active ISO 4217 code, in order (what the published API contract lists as its currencies).
+pub fn codes() -> impl Iterator<Item = &'static str> {
+    CURRENCIES.iter().map(|(code, _)| std::str::from_utf8(code).expect("ASCII codes"))
+}
+
 /// Parses a non-negative decimal string (`"12"`, `"12.5"`, `"12.50"`) into minor units.
 ///
 /// Fewer fractional digits than the exponent are padded (`"12.5"` USD is 1250); more are an
@@ -393,6 +398,15 @@ mod tests {
     #[test]
     fn currency_table_is_sorted_and_unique() {
         assert!(CURRENCIES.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn codes_are_the_table_and_each_has_its_exponent() {
+        let codes: Vec<&str> = codes().collect();
+        assert_eq!(codes.len(), CURRENCIES.len());
+        assert_eq!(exponent(codes[0]), Some(CURRENCIES[0].1));
+        assert!(codes.contains(&"USD") && codes.contains(&"JPY") && !codes.contains(&"XXX"));
+        assert!(codes.iter().all(|c| exponent(c).is_some()));
     }
 
     #[test]

@@ -24,6 +24,7 @@ __all__ = [
     "RateLimiter",
     "Replay",
     "ValidationError",
+    "currencies",
     "currency_exponent",
     "fingerprint",
     "format_amount",
@@ -98,6 +99,9 @@ def parse_amount(text: str, currency: str) -> int:
 
 def format_amount(minor: int, currency: str) -> str:
     """Minor units → decimal string with exactly the currency's number of decimals."""
+
+def currencies() -> list[str]:
+    """Every active ISO 4217 code, sorted."""
 
 def currency_exponent(currency: str) -> int | None:
     """The ISO 4217 minor-unit exponent, or None for a code that is not an active currency."""

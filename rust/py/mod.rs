@@ -20,6 +20,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(orders::parse_amount, m)?)?;
     m.add_function(wrap_pyfunction!(orders::format_amount, m)?)?;
     m.add_function(wrap_pyfunction!(orders::currency_exponent, m)?)?;
+    m.add_function(wrap_pyfunction!(orders::currencies, m)?)?;
     m.add_function(wrap_pyfunction!(orders::new_order_id, m)?)?;
     m.add_function(wrap_pyfunction!(orders::is_order_id, m)?)?;
     m.add_function(wrap_pyfunction!(orders::is_sku, m)?)?;

@@ -87,6 +87,11 @@ pub(crate) fn currency_exponent(currency: &str) -> Option<u8> {
 }
 
 #[pyfunction]
+pub(crate) fn currencies() -> Vec<&'static str> {
+    money::codes().collect()
+}
+
+#[pyfunction]
 pub(crate) fn new_order_id() -> String {
     ids::new_order_id()
 }
