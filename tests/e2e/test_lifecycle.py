@@ -144,6 +144,8 @@ def test_refunds_partial_then_full(server: Server) -> None:
         assert (part.status_code, part.json()["status"], part.json()["refunded"]) == (200, "PARTIALLY_REFUNDED", "3.50")
         too_much = admin.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "6.51"})
         assert assert_problem(too_much, 422, "validation-error")["errors"][0]["code"] == "refund_too_large"  # type: ignore[index]
+        zero = admin.post(f"/v1/orders/{order['id']}/refunds", json={"amount": "0.00"})
+        assert assert_problem(zero, 422, "validation-error")["errors"][0]["code"] == "out_of_range"  # type: ignore[index]
         rest = admin.post(f"/v1/orders/{order['id']}/refunds", json={})
         assert (rest.json()["status"], rest.json()["refunded"]) == ("REFUNDED", "10.00")
         assert_problem(admin.post(f"/v1/orders/{order['id']}/refunds", json={}), 409, "invalid-state")

@@ -71,6 +71,16 @@ def test_product_validation_lists_every_error(server: Server) -> None:
             r = admin.put("/v1/products/BAD-1", json={"name": "x", "currency": "USD", "stock": 1, **price})
             error = assert_problem(r, 422, "validation-error")["errors"][0]  # type: ignore[index]
             assert (error["pointer"], error["code"]) == ("/price", "required")
+        # Integers are written as integers everywhere, as an order's quantity is (2.0 is refused).
+        r = admin.put("/v1/products/BAD-1", json={"name": "x", "price": "1", "currency": "USD", "stock": 5.0})
+        error = assert_problem(r, 422, "validation-error")["errors"][0]  # type: ignore[index]
+        assert (error["pointer"], error["code"]) == ("/stock", "type")
+        r = admin.put("/v1/promotions/bad-1", json={"skus": ["BAD-1"], "percent_off": "5", "min_quantity": 3.0})
+        error = assert_problem(r, 422, "validation-error")["errors"][0]  # type: ignore[index]
+        assert (error["pointer"], error["code"]) == ("/min_quantity", "type")
+        r = admin.put("/v1/products/BAD-1", json={"name": "x", "price": "1", "currency": "USD"})
+        error = assert_problem(r, 422, "validation-error")["errors"][0]  # type: ignore[index]
+        assert (error["pointer"], error["code"]) == ("/stock", "required")
         r = admin.put("/v1/products/BAD-1", content=b"{nope", headers={"content-type": "application/json"})
         assert_problem(r, 400, "malformed-json")
         assert_problem(admin.put("/v1/products/bad%20sku", json={}), 404, "not-found")

@@ -208,7 +208,7 @@ def idempotency_key(request: Request) -> str:
             "Idempotency-Key required",
             "send an Idempotency-Key header (a unique value per order, e.g. a UUID)",
         )
-    key = raw.strip()
+    key = raw.strip(" \t")  # HTTP's optional whitespace, nothing more (str.strip() also eats \x1c-\x1f)
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
     visible = key.isascii() and key.isprintable() and " " not in key

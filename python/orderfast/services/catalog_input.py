@@ -104,13 +104,22 @@ def _timestamp(doc: Mapping[str, Any], key: str, errors: Errors) -> datetime | N
     return None
 
 
-def _int(doc: Mapping[str, Any], key: str, low: int, high: int, errors: Errors) -> int | None:
+def _int(
+    doc: Mapping[str, Any], key: str, low: int, high: int, errors: Errors, *, required: bool = False
+) -> int | None:
+    """An integer field, the order quantity's rule: written as an integer (``2.0`` and ``"2"`` are
+    not), within its range."""
     value = doc.get(key)
     if value is None:
+        if required:
+            errors.append((f"/{key}", "required", f"{key} is required, an integer from {low} to {high}"))
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+    if not isinstance(value, int) or isinstance(value, bool):
+        errors.append((f"/{key}", "type", "must be an integer, written without a fraction or exponent"))
+    elif not low <= value <= high:
+        errors.append((f"/{key}", "out_of_range", f"an integer from {low} to {high}"))
+    else:
         return value
-    errors.append((f"/{key}", "out_of_range", f"an integer from {low} to {high}"))
     return None
 
 
@@ -142,9 +151,7 @@ def parse_product(sku: str, doc: Any, tax_classes: Callable[[str], bool]) -> Pro
     if doc.get("price") is None:  # absent or null
         errors.append(("/price", "required", 'price is required, a decimal string such as "19.99"'))
     price = _amount(doc, "price", currency, errors, positive=False)
-    stock = doc.get("stock")
-    if not isinstance(stock, int) or isinstance(stock, bool) or not 0 <= stock <= MAX_STOCK:
-        errors.append(("/stock", "invalid", f"an integer between 0 and {MAX_STOCK}"))
+    stock = _int(doc, "stock", 0, MAX_STOCK, errors, required=True)
     tax_class = doc.get("tax_class")
     if tax_class is not None and (not isinstance(tax_class, str) or not tax_classes(tax_class)):
         errors.append(("/tax_class", "unknown_tax_class", "not a tax class of the configured tax table"))

@@ -79,6 +79,8 @@ class LifecycleService:
                     amount = _core.parse_amount(amount_text, order.currency)
                 except ValueError as e:
                     raise InvalidInputError([("/amount", "invalid_amount", str(e))]) from None
+                if amount == 0:
+                    raise InvalidInputError([("/amount", "out_of_range", "must be more than zero")])
             try:
                 transition = lifecycle.refund(order, amount)
             except lifecycle.RefundTooLarge as e:
