@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *health.routes(),
         *CatalogEndpoints(catalog, body).routes(),
         *ApiKeyEndpoints(parts.api_keys, body).routes(),
-        *OpenApiEndpoints().routes(),
+        *OpenApiEndpoints(tuple(settings.tax_rates)).routes(),
         *LifecycleEndpoints(lifecycle, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
     _check_policy_routes(parts.policies, routes)

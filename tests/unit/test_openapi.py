@@ -5,11 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.requests import Request
 from starlette.routing import Route
 
+from orderfast import _core
 from orderfast.app import create_app
 from orderfast.config import Settings
-from orderfast.http.openapi import spec
+from orderfast.http.openapi import IDEMPOTENCY, _docs_html, spec
+from orderfast.http.problems import Problem
+from orderfast.http.request import idempotency_key
 
 
 def routes(tmp_path: Path) -> set[tuple[str, str]]:
@@ -88,3 +94,55 @@ def test_every_keyset_listing_documents_its_paging_parameters_and_their_400() ->
         assert set(params) == {"limit", "cursor"}
         assert (params["limit"]["schema"]["minimum"], params["limit"]["schema"]["maximum"]) == (1, 100)
         assert "400" in op["responses"]
+
+
+def test_operations_are_tagged_and_their_status_codes_sorted() -> None:
+    doc = spec()
+    tags = [t["name"] for t in doc["tags"]]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert len(op["tags"]) == 1 and op["tags"][0] in tags, (path, method)
+            assert list(op["responses"]) == sorted(op["responses"]), (path, method)
+    assert doc["paths"]["/v1/orders"]["post"]["tags"] == ["Orders"]
+    assert doc["paths"]["/v1/coupons/{code}"]["put"]["tags"] == ["Catalog"]
+    assert doc["paths"]["/readyz"]["get"]["tags"] == ["Operations"]
+
+
+def test_currencies_and_tax_classes_are_the_servers() -> None:
+    assert spec()["components"]["schemas"]["OrderRequest"]["properties"]["currency"]["enum"] == _core.currencies()
+    product = spec(["standard", "reduced"])["components"]["schemas"]["ProductRequest"]["properties"]["tax_class"]
+    assert product["enum"] == ["reduced", "standard", None]
+    assert spec()["components"]["schemas"]["ProductRequest"]["properties"]["tax_class"]["enum"] == [None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=260))
+def test_the_idempotency_key_pattern_is_the_servers_rule(key: str) -> None:
+    """What the spec's pattern accepts is exactly what the server takes as a key (header values come
+    trimmed of surrounding spaces)."""
+    pattern = IDEMPOTENCY["schema"]["pattern"]
+    stripped = key.strip(" \t")
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"idempotency-key", stripped.encode())]}
+    try:
+        idempotency_key(Request(scope))
+        accepted = True
+    except Problem:
+        accepted = False
+    assert (re.fullmatch(pattern, stripped) is not None) == accepted, stripped
+
+
+def test_the_reference_page_shows_parameters_headers_and_response_schemas() -> None:
+    page = _docs_html(spec())
+    for text in (
+        "<code>Idempotency-Key</code></td><td>header",
+        "<code>Orderfast-Signature</code></td><td>header",
+        "<code>cursor</code></td><td>query",
+        "<code>limit</code></td><td>query",
+        '<a href="#schema-OrderPage">OrderPage</a>',
+        'id="schema-Problem"',
+        'id="tag-Catalog"',
+    ):
+        assert text in page, text
+    create = page.split('id="createOrder"', 1)[1].split("<h3", 1)[0]
+    codes = re.findall(r"<tr><td>(\d{3})</td>", create)
+    assert codes == sorted(codes) and {"201", "400", "409", "422"} <= set(codes)

@@ -7,8 +7,10 @@ is the same contract rendered on the server as plain HTML, with no script at all
 
 from __future__ import annotations
 
+import copy
 import html
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +19,31 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from orderfast import __version__
+from orderfast import __version__, _core
 from orderfast.http.problems import Problem
 
-MONEY = {"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["199.00"]}
-CURRENCY = {"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}
-ID = {"type": "string", "format": "uuid"}
+MONEY = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "examples": ["199.00"]}
+POSITIVE_MONEY = {**MONEY, "pattern": r"^(?!0*(?:\.0*)?$)[0-9]+(\.[0-9]+)?$", "description": "above zero"}
+# The active ISO 4217 codes, from the table the core prices with.
+CURRENCY = {"type": "string", "enum": _core.currencies(), "examples": ["USD"]}
+ID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
+COUPON_CODE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+PROMOTION_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 SKU = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 TIME = {"type": "string", "format": "date-time"}
 CATALOG_TIME = {
     **TIME,
-    "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+    # The year 1970-9999, each field in its range (whether the day exists, and the UTC value's range
+    # near its ends, are past what a pattern says).
+    "pattern": r"^(?:19[7-9][0-9]|[2-9][0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt]"
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$",
     "description": "RFC 3339 with an offset; its UTC value from 1970-01-01T00:00:00Z to before 9999-12-31T00:00:00Z",
 }
-# A percentage as a decimal string with at most 6 decimals; the value must be above 0 and at most 100.
+# A percentage as a decimal string with at most 6 decimals, above 0 (the look-ahead refuses zeros)
+# and at most 100.
 PERCENT = {
     "type": "string",
-    "pattern": r"^[0-9]+(\.[0-9]{1,6})?$",
+    "pattern": r"^(?!0*(?:\.0*)?$)0*(?:100(?:\.0{1,6})?|[0-9]{1,2}(?:\.[0-9]{1,6})?)$",
     "description": "above 0 and at most 100, exact to a millionth of a percent",
     "examples": ["15", "12.5"],
 }
@@ -102,7 +112,7 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "expected_total": {**MONEY, "type": ["string", "null"]},
-            "coupon": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+            "coupon": _nullable(COUPON_CODE),
         },
     },
     "PriceLine": {
@@ -182,10 +192,20 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "required": ["currency"],
         "description": "exactly one of percent_off and amount_off is set",
+        "oneOf": [
+            {
+                "required": ["percent_off"],
+                "properties": {"percent_off": {"type": "string"}, "amount_off": {"type": "null"}},
+            },
+            {
+                "required": ["amount_off"],
+                "properties": {"amount_off": {"type": "string"}, "percent_off": {"type": "null"}},
+            },
+        ],
         "properties": {
             "currency": CURRENCY,
             "percent_off": _nullable(PERCENT),
-            "amount_off": _nullable(MONEY),
+            "amount_off": _nullable(POSITIVE_MONEY),
             "min_subtotal": _nullable(MONEY),
             "skus": _nullable({"type": "array", "items": SKU, "minItems": 1, "maxItems": 1000}),
             "expires_at": _nullable(CATALOG_TIME),
@@ -246,7 +266,12 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "PromotionPage": _page("Promotion"),
-    "RefundRequest": {"type": "object", "additionalProperties": False, "properties": {"amount": MONEY}},
+    "RefundRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "{} refunds what is left",
+        "properties": {"amount": POSITIVE_MONEY},
+    },
     "PaymentEvent": {
         "type": "object",
         "required": ["event_id", "order_id", "status", "amount", "currency"],
@@ -267,9 +292,25 @@ SCHEMAS: dict[str, Any] = {
                 "items": {
                     "type": "object",
                     "required": ["id", "type", "aggregate_id", "sequence", "occurred_at", "version", "data"],
+                    "properties": {
+                        "id": ID,
+                        "type": {"enum": ["order.created", "order.paid", "order.canceled", "order.refunded"]},
+                        "aggregate_id": ID,
+                        "sequence": {"type": "integer", "minimum": 1},
+                        "occurred_at": TIME,
+                        "version": {"type": "integer"},
+                        "data": {
+                            "description": "the order after the change; but for order.created, with `change`: "
+                            "the transition's details (amounts in minor units)",
+                            "allOf": [
+                                _ref("Order"),
+                                {"type": "object", "properties": {"change": {"type": "object"}}},
+                            ],
+                        },
+                    },
                 },
             },
-            "next_cursor": {"type": "string"},
+            "next_cursor": {"type": "string", "description": "pass it back as `after`"},
         },
     },
     "ApiKeyRequest": {
@@ -281,7 +322,23 @@ SCHEMAS: dict[str, Any] = {
             "roles": {"type": "array", "items": {"enum": ["service", "admin"]}, "minItems": 1},
         },
     },
-    "ApiKey": {"type": "object", "properties": {"prefix": {"type": "string"}, "key": {"type": "string"}}},
+    "ApiKey": {
+        "type": "object",
+        "required": ["prefix", "name", "roles", "created_at", "revoked"],
+        "properties": {
+            "key": {"type": "string", "description": "the key itself: only in the answer that created it"},
+            "prefix": {"type": "string"},
+            "name": {"type": "string"},
+            "roles": {"type": "array", "items": {"enum": ["service", "admin"]}},
+            "created_at": TIME,
+            "revoked": {"type": "boolean"},
+        },
+    },
+    "ApiKeyList": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref("ApiKey")}},
+    },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "Index": {
         "type": "object",
@@ -347,22 +404,35 @@ def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
 
 
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": schema}
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+# 1-255 visible ASCII characters but `"` and `\`, bare or as a quoted structured-field string.
+_KEY_CHARS = r"[!#-\[\]-~]{1,255}"
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": True,
-    "schema": {"type": "string", "maxLength": 257},
+    "description": "unique per order the client means to create: the same key and body answer the first response again",
+    "schema": {"type": "string", "pattern": f'^(?:{_KEY_CHARS}|"{_KEY_CHARS}")$', "examples": ["order-2026-0001"]},
 }
-# Every keyset listing takes the same two (http/paging.py).
+# Every keyset listing takes the same two (http/paging.py). A cursor is base64url without padding.
 PAGE_PARAMS = [
-    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
-    _query("cursor", {"type": "string"}),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "items per page (default 20)"),
+    _query(
+        "cursor",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,400}$"},
+        "the `next_cursor` of the page before, unchanged (absent: the first page)",
+    ),
 ]
-SIGNATURE = {"name": "Orderfast-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
+SIGNATURE = {
+    "name": "Orderfast-Signature",
+    "in": "header",
+    "required": True,
+    "description": '`t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the webhook secret',
+    "schema": {"type": "string", "pattern": "^t=[0-9]+(,v1=[0-9a-f]{64})+$"},
+}
 ANYONE = ["customer", "service", "admin"]
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -378,11 +448,15 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("List the caller's orders, newest first", ANYONE, (200, "OrderPage"), (400,), params=PAGE_PARAMS),
     },
     "/v1/orders/{order_id}": {
-        "get": _op("An order (owner or admin)", ANYONE, (200, "Order"), (404,), params=[_path("order_id")])
+        "get": _op("An order (owner or admin)", ANYONE, (200, "Order"), (404,), params=[_path("order_id", ID)])
     },
     "/v1/orders/{order_id}/cancel": {
         "post": _op(
-            "Cancel an unpaid order (owner or admin)", ANYONE, (200, "Order"), (404, 409), params=[_path("order_id")]
+            "Cancel an unpaid order (owner or admin)",
+            ANYONE,
+            (200, "Order"),
+            (404, 409),
+            params=[_path("order_id", ID)],
         )
     },
     "/v1/orders/{order_id}/refunds": {
@@ -392,7 +466,7 @@ PATHS: dict[str, dict[str, Any]] = {
             (200, "Order"),
             (400, 403, 404, 409, 422),
             body="RefundRequest",
-            params=[_path("order_id")],
+            params=[_path("order_id", ID)],
         )
     },
     "/v1/quotes": {
@@ -425,10 +499,10 @@ PATHS: dict[str, dict[str, Any]] = {
             (200, "Coupon"),
             (400, 403, 404, 409, 415, 422),
             body="CouponRequest",
-            params=[_path("code")],
+            params=[_path("code", COUPON_CODE)],
             created=True,
         ),
-        "get": _op("A coupon", ["admin"], (200, "Coupon"), (403, 404), params=[_path("code")]),
+        "get": _op("A coupon", ["admin"], (200, "Coupon"), (403, 404), params=[_path("code", COUPON_CODE)]),
     },
     "/v1/promotions": {
         "get": _op("List promotions, by id", ["admin"], (200, "PromotionPage"), (400, 403), params=PAGE_PARAMS)
@@ -440,10 +514,12 @@ PATHS: dict[str, dict[str, Any]] = {
             (200, "Promotion"),
             (400, 403, 404, 415, 422),
             body="PromotionRequest",
-            params=[_path("promotion_id")],
+            params=[_path("promotion_id", PROMOTION_ID)],
             created=True,
         ),
-        "get": _op("A promotion", ["admin"], (200, "Promotion"), (403, 404), params=[_path("promotion_id")]),
+        "get": _op(
+            "A promotion", ["admin"], (200, "Promotion"), (403, 404), params=[_path("promotion_id", PROMOTION_ID)]
+        ),
     },
     "/v1/payments/webhook": {
         "post": _op(
@@ -463,8 +539,12 @@ PATHS: dict[str, dict[str, Any]] = {
             (200, "EventPage"),
             (400, 403),
             params=[
-                _query("after", {"type": "string", "pattern": r"^\d{1,18}$"}),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                _query(
+                    "after",
+                    {"type": "string", "pattern": r"^[0-9]{1,18}$"},
+                    "the `next_cursor` of the page before (absent: from the first event)",
+                ),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "events per page (default 100)"),
             ],
         )
     },
@@ -472,10 +552,16 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "Create an API key (shown once)", ["admin"], (201, "ApiKey"), (400, 403, 415, 422), body="ApiKeyRequest"
         ),
-        "get": _op("List API keys", ["admin"], (200, None), (403,)),
+        "get": _op("List API keys", ["admin"], (200, "ApiKeyList"), (403,)),
     },
     "/v1/api-keys/{prefix}": {
-        "delete": _op("Revoke an API key", ["admin"], (204, None), (403, 404), params=[_path("prefix")])
+        "delete": _op(
+            "Revoke an API key",
+            ["admin"],
+            (204, None),
+            (403, 404),
+            params=[_path("prefix", {"type": "string", "pattern": "^[0-9a-f]{8}$"})],
+        )
     },
     "/livez": {"get": _op("Liveness", [], (200, "Health"), (), public=True)},
     "/readyz": {
@@ -547,7 +633,26 @@ LINKS: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, str]]]] = {
 }
 
 
+# Swagger UI and the reference page group operations by tag, in this order.
+TAGS = [
+    ("Orders", "Create, read, list and cancel orders; price a basket; refunds", ("/v1/orders", "/v1/quotes")),
+    ("Payments", "The payment provider's signed callback", ("/v1/payments",)),
+    ("Catalog", "Products, coupons and automatic promotions", ("/v1/products", "/v1/coupons", "/v1/promotions")),
+    ("Events", "The ordered feed of order events (the outbox)", ("/v1/events",)),
+    ("API keys", "Keys for service integrations", ("/v1/api-keys",)),
+    ("Operations", "Probes, this contract and its documentation", ("/",)),
+]
+
+
+def _tag(path: str) -> str:
+    return next(name for name, _, prefixes in TAGS if path.startswith(prefixes))
+
+
 def _annotate(paths: dict[str, dict[str, Any]]) -> None:
+    for path, operations in paths.items():
+        for operation in operations.values():
+            operation["tags"] = [_tag(path)]
+            operation["responses"] = dict(sorted(operation["responses"].items()))
     for (method, path), operation_id in OPERATION_IDS.items():
         paths[path][method]["operationId"] = operation_id
     for (method, path, status), links in LINKS.items():
@@ -561,13 +666,27 @@ def _annotate(paths: dict[str, dict[str, Any]]) -> None:
 _annotate(PATHS)
 
 
-def spec() -> dict[str, Any]:
+def spec(tax_classes: Sequence[str] = ()) -> dict[str, Any]:
+    """The contract; ``tax_classes`` are the server's configured ones (a product names one of them)."""
+    schemas = copy.deepcopy(SCHEMAS)
+    schemas["ProductRequest"]["properties"]["tax_class"] = {
+        "enum": [*sorted(tax_classes), None],
+        "description": "a class of ORDERFAST_TAX_RATES (on this server: "
+        + (", ".join(sorted(tax_classes)) or "none")
+        + "); null or absent: untaxed",
+    }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "orderfast", "version": __version__, "description": "Idempotent orders, exact money."},
+        "info": {
+            "title": "orderfast",
+            "version": __version__,
+            "description": "Idempotent orders, exact money. Amounts are decimal strings in the currency's minor "
+            "unit; every error is an RFC 9457 problem document.",
+        },
+        "tags": [{"name": name, "description": description} for name, description, _ in TAGS],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -576,27 +695,81 @@ def spec() -> dict[str, Any]:
     }
 
 
+def _schema_name(schema: dict[str, Any]) -> str | None:
+    ref = schema.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
+def _schema_brief(schema: dict[str, Any]) -> str:
+    """One line for a parameter's schema: its type and the rules on it."""
+    rules = [
+        f"{key} {schema[key]}"
+        for key in ("minimum", "maximum", "minLength", "maxLength", "pattern", "format")
+        if key in schema
+    ]
+    kind = schema.get("type", "")
+    return ", ".join([str(kind), *rules]) if rules else str(kind)
+
+
 def _docs_html(doc: dict[str, Any]) -> str:
+    """The whole contract as one static page: operations grouped by tag, each with its roles,
+    parameters (path, query, headers), body and responses (sorted, each with its schema), then
+    every schema."""
     e = html.escape
+
+    def schema_link(schema: dict[str, Any] | None) -> str:
+        name = _schema_name(schema or {})
+        return f' <a href="#schema-{e(name)}">{e(name)}</a>' if name else ""
+
     parts = [
         "<!doctype html><html lang=en><meta charset=utf-8><title>orderfast API</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-        "code,pre{background:#f4f4f4}h3{margin-bottom:.2rem}.m{font-weight:bold;text-transform:uppercase}</style>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem}"
+        "code,pre{background:#f4f4f4}h3{margin-bottom:.2rem}.m{font-weight:bold;text-transform:uppercase}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left}</style>",
         f"<h1>orderfast {e(doc['info']['version'])}</h1><p>{e(doc['info']['description'])} "
         "The machine-readable contract is <a href=/openapi.json>/openapi.json</a> (OpenAPI 3.1).</p>",
+        "<p>" + " · ".join(f'<a href="#tag-{e(t["name"])}">{e(t["name"])}</a>' for t in doc["tags"]) + "</p>",
     ]
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            roles = ", ".join(op["x-required-roles"]) or "no token"
-            codes = ", ".join(op["responses"])
-            parts.append(
-                f"<h3><span class=m>{e(method)}</span> <code>{e(path)}</code></h3><p>{e(op['summary'])}. "
-                f"Roles: {e(roles)}. Responses: {e(codes)}.</p>"
-            )
-            if "requestBody" in op:
-                ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
-                schema = orjson.dumps(doc["components"]["schemas"][ref], option=orjson.OPT_INDENT_2).decode()
-                parts.append(f"<details><summary>Body: {e(ref)}</summary><pre>{e(schema)}</pre></details>")
+    for tag in doc["tags"]:
+        parts.append(f'<h2 id="tag-{e(tag["name"])}">{e(tag["name"])}</h2><p>{e(tag["description"])}.</p>')
+        for path, ops in doc["paths"].items():
+            for method, op in ops.items():
+                if op["tags"] != [tag["name"]]:
+                    continue
+                roles = ", ".join(op["x-required-roles"]) or "no token"
+                parts.append(
+                    f'<h3 id="{e(op["operationId"])}"><span class=m>{e(method)}</span> <code>{e(path)}</code></h3>'
+                    f"<p>{e(op['summary'])}. Roles: {e(roles)}.</p>"
+                )
+                if op["parameters"]:
+                    rows = "".join(
+                        f"<tr><td><code>{e(p['name'])}</code></td><td>{e(p['in'])}</td>"
+                        f"<td>{'required' if p.get('required') else 'optional'}</td>"
+                        f"<td><code>{e(_schema_brief(p['schema']))}</code></td>"
+                        f"<td>{e(p.get('description', ''))}</td></tr>"
+                        for p in op["parameters"]
+                    )
+                    parts.append(
+                        f"<table><tr><th>parameter</th><th>in</th><th></th><th>schema</th><th></th></tr>{rows}</table>"
+                    )
+                if "requestBody" in op:
+                    body = op["requestBody"]["content"]["application/json"]["schema"]
+                    parts.append(f"<p>Body (application/json):{schema_link(body)}</p>")
+                rows = ""
+                for code, response in op["responses"].items():
+                    content: dict[str, Any] = response.get("content", {})
+                    kind, media = next(iter(content.items())) if content else ("", {})
+                    headers = ", ".join(response.get("headers", {}))
+                    rows += (
+                        f"<tr><td>{e(code)}</td><td>{e(response['description'])}</td>"
+                        f"<td>{e(kind)}{schema_link(media.get('schema') if media else None)}</td>"
+                        f"<td>{e(headers)}</td></tr>"
+                    )
+                parts.append(f"<table><tr><th>status</th><th></th><th>body</th><th>headers</th></tr>{rows}</table>")
+    parts.append("<h2 id=schemas>Schemas</h2>")
+    for name, schema in doc["components"]["schemas"].items():
+        text = orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode()
+        parts.append(f'<h3 id="schema-{e(name)}">{e(name)}</h3><pre>{e(text)}</pre>')
     return "".join(parts)
 
 
@@ -664,8 +837,8 @@ INDEX = orjson.dumps(
 
 
 class OpenApiEndpoints:
-    def __init__(self) -> None:
-        self._doc = spec()
+    def __init__(self, tax_classes: Sequence[str] = ()) -> None:
+        self._doc = spec(tax_classes)
         self._json = orjson.dumps(self._doc)
         self._html = _docs_html(self._doc)
         self._assets = load_docs_assets()
