@@ -19,7 +19,7 @@ from orderfast.http.catalog import CatalogEndpoints
 from orderfast.http.errors import EXCEPTION_HANDLERS
 from orderfast.http.guard import RoutePolicies, V1Guard
 from orderfast.http.head import HeadRules
-from orderfast.http.health import Health
+from orderfast.http.health import DRAIN_SIGNAL, Health
 from orderfast.http.lifecycle import LifecycleEndpoints
 from orderfast.http.openapi import OpenApiEndpoints
 from orderfast.http.orders import OrderEndpoints
@@ -43,10 +43,14 @@ GC_GEN0_THRESHOLD = 20_000
 
 
 class OrderfastApp(Starlette):
+    health: Health | None = None
+
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
         # that cannot be read one way only never reach it.
-        return SecurityHeaders(HeadRules(super().build_middleware_stack()))
+        health = self.health
+        draining = (lambda: health.draining) if health is not None else (lambda: False)
+        return SecurityHeaders(HeadRules(super().build_middleware_stack()), draining)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +86,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if publisher is not None:
             tasks.append(asyncio.create_task(Relay(store, publisher).run_forever()))
         tune_gc()
+        # The drain signal (orderfast/serving.py) turns readiness off; only where signals can be
+        # handled (the main thread of a worker process).
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(DRAIN_SIGNAL, health.drain)
         health.started = True
         try:
             yield
@@ -110,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *LifecycleEndpoints(lifecycle, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
     _check_policy_routes(parts.policies, routes)
-    return OrderfastApp(
+    app = OrderfastApp(
         routes=routes,
         middleware=[
             Middleware(
@@ -125,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
+    app.health = health
+    return app
 
 
 def _check_policy_routes(policies: RoutePolicies, routes: Sequence[BaseRoute]) -> None:

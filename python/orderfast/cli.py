@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import dataclasses
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -77,9 +78,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
-    from granian.server import Server
 
     from orderfast.observability.logging import granian_config as granian_logging
+    from orderfast.serving import DrainingServer, worker_app
 
     settings = dataclasses.replace(
         settings,
@@ -104,7 +105,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         )
     _raise_open_files_limit(workers * settings.max_connections)
     _check_before_serving(settings)
-    server = Server(
+    server = DrainingServer(
         "orderfast.app:create_app",
         address=host,
         port=port,
@@ -129,11 +130,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         http1_settings=HTTP1Settings(
             header_read_timeout=int(settings.header_timeout * 1000), max_buffer_size=80 * 1024
         ),
+        # SIGTERM drains first (orderfast/serving.py); a worker still busy this long after its
+        # listener closed is killed.
+        drain_delay=settings.drain_delay,
+        workers_kill_timeout=math.ceil(settings.shutdown_timeout),
     )
-    from orderfast.app import create_app
-
     # Each worker builds its app from these very settings (flags applied), not from the environment.
-    server.serve(target_loader=functools.partial(create_app, settings), wrap_loader=False)
+    server.serve(target_loader=functools.partial(worker_app, settings), wrap_loader=False)
 
 
 def _check_before_serving(settings: Settings) -> None:

@@ -183,6 +183,21 @@ class Settings:
         doc="open connections per worker; past it, new connections wait in the listen backlog "
         "(`serve --backlog`, default 4096)",
     )
+    drain_delay: float = setting(
+        5.0,
+        env="DRAIN_DELAY",
+        parse=v.number(zero=True),
+        doc="on SIGTERM: seconds during which /readyz answers 503 and requests are still served (responses "
+        "say `Connection: close`) before the listener closes — time for a load balancer to stop sending; "
+        "SIGINT (Ctrl-C) skips it",
+    )
+    shutdown_timeout: float = setting(
+        20.0,
+        env="SHUTDOWN_TIMEOUT",
+        parse=v.number(),
+        doc="after the listener closes: seconds a worker gets to finish the requests it accepted, then it "
+        "is killed (a pod's grace period should exceed drain delay + this)",
+    )
     # -- pricing and orders
     tax_rates: dict[str, str] = setting(
         env="TAX_RATES",

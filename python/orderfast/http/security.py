@@ -1,6 +1,9 @@
-"""Security headers on every response, as pure ASGI middleware (the outermost layer)."""
+"""Security headers on every response, as pure ASGI middleware (the outermost layer) — and, while
+the server drains before stopping, ``Connection: close``."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,9 +22,13 @@ DOCS_CSP = (
 )
 
 
+CLOSE = (b"connection", b"close")
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, draining: Callable[[], bool] = lambda: False) -> None:
         self.app = app
+        self._draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,6 +42,8 @@ class SecurityHeaders:
                 extra = [h for h in (*HEADERS, csp) if h[0] not in present]
                 if b"cache-control" not in present:
                     extra.append((b"cache-control", b"no-store"))
+                if self._draining():
+                    extra.append(CLOSE)
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
