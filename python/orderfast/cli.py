@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
 from orderfast.http.auth import mint_token
-from orderfast.outbox.relay import RelaySettings
+from orderfast.outbox.relay import Relay, RelaySettings
 from orderfast.services.catalog import seed_demo
 from orderfast.store.base import StoreError
 
@@ -203,9 +203,30 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(run())
 
 
-def _relay(settings: Settings, args: argparse.Namespace) -> None:
-    from orderfast.outbox.relay import Relay
+async def _until_signalled(relay: Relay, grace: float) -> None:
+    """Runs the relay until SIGTERM or SIGINT; the batch in hand is finished (or, past ``grace`` seconds,
+    abandoned and its claims released) so the next relay need not wait out a lease."""
+    import signal
 
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(relay.run_forever())
+
+    def stop(signame: str) -> None:
+        print(f"relay: {signame}, finishing the batch in hand", flush=True)
+        relay.stop()
+        loop.call_later(grace, task.cancel)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
+    try:
+        await task
+    except asyncio.CancelledError:
+        print("relay: stopped mid-batch, its events released for the next relay", flush=True)
+        return
+    print("relay: stopped", flush=True)
+
+
+def _relay(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
         async with (
             bootstrap.opened_publisher(settings, required=True) as publisher,
@@ -221,7 +242,7 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
                     while await relay.run_once() == args.batch:
                         pass
                 else:
-                    await relay.run_forever()
+                    await _until_signalled(relay, settings.shutdown_timeout)
             finally:
                 if stop_listening is not None:
                     await stop_listening()

@@ -132,3 +132,59 @@ async def test_two_relays_never_reorder_one_orders_events(
     entries = await stream(redis_url, publisher)
     for oid in ids:
         assert [e["sequence"] for e in entries if e["aggregate_id"] == oid] == ["1", "2", "3", "4"]
+
+
+class StuckPublisher:
+    """A broker that never answers: the relay is stopped while it waits."""
+
+    def __init__(self) -> None:
+        self.waiting = asyncio.Event()
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
+        self.waiting.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answers")
+
+    async def close(self) -> None: ...
+
+
+async def test_a_relay_stopped_mid_batch_releases_its_claims_at_once(
+    store: Store, publisher: RedisStreamsPublisher, redis_url: str
+) -> None:
+    ids = await orders_with_events(store, 2)
+    stuck = StuckPublisher()
+    lease = RelaySettings(lease_seconds=3600)  # a lease no test waits out
+    task = asyncio.create_task(Relay(store, stuck, lease).run_once())
+    await stuck.waiting.wait()
+    assert await store.claim_outbox(10, 60) == [], "the stuck relay holds the claims"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The next relay publishes them now, not an hour later.
+    good = Relay(store, publisher, lease)
+    while await good.run_once():
+        pass
+    published = {e["aggregate_id"] for e in await stream(redis_url, publisher)}
+    assert published == set(ids)
+
+
+async def test_stop_finishes_the_batch_in_hand_then_returns(
+    store: Store, publisher: RedisStreamsPublisher, redis_url: str
+) -> None:
+    ids = await orders_with_events(store, 3)
+    published = asyncio.Event()
+
+    class Signalling:
+        async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
+            refs = await publisher.publish(messages)
+            published.set()
+            return refs
+
+        async def close(self) -> None: ...
+
+    relay = Relay(store, Signalling(), RelaySettings(batch=100, poll_interval=3600))
+    task = asyncio.create_task(relay.run_forever())
+    await published.wait()  # its first batch: the first events of the three orders
+    relay.stop()
+    await asyncio.wait_for(task, timeout=5)  # returns at once, not after the hour-long poll
+    assert {e["aggregate_id"] for e in await stream(redis_url, publisher)} == set(ids)

@@ -73,3 +73,64 @@ def test_killed_relay_loses_nothing(pg_database_factory: Callable[[], str], redi
     finally:
         client.delete(stream)
         client.close()
+
+
+def test_sigterm_stops_the_relay_cleanly_mid_stream(
+    pg_database_factory: Callable[[], str], redis_url: str, tmp_path: Path
+) -> None:
+    """A relay stopped with SIGTERM (a rollout) finishes its batch and exits 0; what it had not
+    claimed waits for the next relay, which needs no lease to run out: nothing is lost."""
+    dsn = pg_database_factory()
+    prefix = f"term:{uuid.uuid4().hex[:8]}:"
+
+    async def prepare() -> list[str]:
+        store = PostgresStore(dsn, min_size=1, max_size=2)
+        await store.open(check_schema=False)
+        await store.migrate()
+        await put(store, "SKU-A", stock=100_000)
+        ids = []
+        for _ in range(40):
+            batch = [new_order() for _ in range(25)]
+            await store.create_orders(batch)
+            ids += [n.event.id for n in batch]
+        await store.close()
+        return ids
+
+    event_ids = run_blocking(prepare)
+    env = {
+        **os.environ,
+        "ORDERFAST_DATABASE_URL": dsn,
+        "ORDERFAST_REDIS_URL": redis_url,
+        "ORDERFAST_STREAM_PREFIX": prefix,
+        "ORDERFAST_DATA_DIR": str(tmp_path),
+    }
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stream = f"{prefix}order"
+    # An hour-long lease: a successor that had to wait one out would time the test out.
+    relay_cmd = [sys.executable, "-m", "orderfast", "relay", "--batch", "10", "--lease", "3600"]
+    try:
+        relay = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while client.xlen(stream) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        relay.send_signal(signal.SIGTERM)
+        out, _ = relay.communicate(timeout=10)
+        assert relay.returncode == 0, out
+        assert "relay: SIGTERM" in out and "relay: stopped" in out and "Traceback" not in out, out
+        assert client.xlen(stream) < len(event_ids), "stopped mid-stream"
+        successor = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                published = [fields["event_id"] for _, fields in client.xrange(stream)]
+                if set(published) >= set(event_ids):
+                    break
+                time.sleep(0.05)
+        finally:
+            successor.send_signal(signal.SIGTERM)
+            successor.wait(timeout=15)
+        assert set(published) == set(event_ids), "every event published"
+        assert len(published) == len(set(published)), "a clean stop publishes nothing twice"
+    finally:
+        client.delete(stream)
+        client.close()

@@ -52,6 +52,14 @@ class Relay:
         self._s = settings or RelaySettings()
         self._rng = rng
         self.wake = asyncio.Event()
+        self._stop: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Asks ``run_forever`` to return once the batch in hand is published and marked (an idle
+        relay returns at once)."""
+        if self._stop is not None:
+            self._stop.set()
+        self.wake.set()
 
     async def run_once(self) -> int:
         """One batch; returns how many events were claimed."""
@@ -60,6 +68,11 @@ class Relay:
             return 0
         try:
             results: list[str | Exception] = await self._publisher.publish(messages)
+        except asyncio.CancelledError:
+            # Stopped mid-batch: give the claims back now (the next relay republishes them — at
+            # least once) rather than leaving them leased for lease_seconds.
+            await asyncio.shield(self._store.release_outbox([m.position for m in messages]))
+            raise
         except Exception as e:  # the whole batch failed (broker unreachable)
             results = [e] * len(messages)
         published = [(m.position, r) for m, r in zip(messages, results, strict=True) if isinstance(r, str)]
@@ -77,7 +90,9 @@ class Relay:
         return len(messages)
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        """Batches until ``stop`` is set; the batch in hand is finished first (see ``stop``)."""
         stop = stop or asyncio.Event()
+        self._stop = stop
         while not stop.is_set():
             try:
                 claimed = await self.run_once()
@@ -86,6 +101,8 @@ class Relay:
                 claimed = 0
             if claimed == self._s.batch:
                 continue  # more is waiting: no pause
+            if stop.is_set():
+                break
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self._s.poll_interval)

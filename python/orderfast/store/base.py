@@ -152,6 +152,10 @@ class OutboxStore(Protocol):
     async def unpublish(self, positions: list[int]) -> None:
         """Marks events for publishing again (a broker lost them)."""
 
+    async def release_outbox(self, positions: list[int]) -> None:
+        """Ends the lease of claimed events not yet published (a relay stopping mid-batch), so the
+        next relay claims them at once instead of after the lease."""
+
     async def listen_outbox(self, wake: Callable[[], None]) -> Callable[[], Awaitable[None]] | None:
         """Calls ``wake`` whenever outbox rows commit, where the database can tell (PostgreSQL's
         LISTEN/NOTIFY); returns how to stop listening, or None where it cannot (then poll)."""

@@ -95,6 +95,13 @@ async def published_refs(conn: asyncpg.Connection, limit: int) -> list[tuple[int
     return [(r[0], r[1]) for r in rows]
 
 
+async def release(conn: asyncpg.Connection, positions: list[int]) -> None:
+    await conn.execute(
+        "UPDATE outbox SET lease_until = NULL WHERE position = ANY($1::bigint[]) AND published_at IS NULL",
+        positions,
+    )
+
+
 async def unpublish(conn: asyncpg.Connection, positions: list[int]) -> None:
     await conn.execute(
         "UPDATE outbox SET published_at = NULL, published_ref = NULL, next_attempt_at = now() "

@@ -309,6 +309,10 @@ class PostgresStore:
         async with self._connection() as conn:
             return await outbox.published_refs(conn, limit)
 
+    async def release_outbox(self, positions: list[int]) -> None:
+        async with self._connection() as conn:
+            return await outbox.release(conn, positions)
+
     async def unpublish(self, positions: list[int]) -> None:
         async with self._connection() as conn:
             return await outbox.unpublish(conn, positions)

@@ -116,6 +116,14 @@ def published_refs(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]
     return [(r[0], r[1]) for r in rows]
 
 
+def release(conn: sqlite3.Connection, positions: list[int]) -> None:
+    _write(
+        conn,
+        "UPDATE outbox SET lease_until = NULL WHERE position = ? AND published_at IS NULL",
+        [(p,) for p in positions],
+    )
+
+
 def unpublish(conn: sqlite3.Connection, positions: list[int]) -> None:
     _write(
         conn,

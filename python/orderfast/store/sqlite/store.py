@@ -241,6 +241,9 @@ class SqliteStore:
     async def published_refs(self, limit: int) -> list[tuple[int, str]]:
         return await self._run(lambda conn: outbox.published_refs(conn, limit))
 
+    async def release_outbox(self, positions: list[int]) -> None:
+        return await self._run(lambda conn: outbox.release(conn, positions))
+
     async def unpublish(self, positions: list[int]) -> None:
         return await self._run(lambda conn: outbox.unpublish(conn, positions))
 
