@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from importlib import resources
+
+from orderfast.store.base import SchemaOutOfDate
+
+log = logging.getLogger("orderfast.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,3 +33,21 @@ def load(dialect: str) -> list[Migration]:
 
 def latest(dialect: str) -> int:
     return len(load(dialect))
+
+
+def check_version(database: str, version: int, expected: int) -> None:
+    """Whether this code may serve a schema at ``version``: not an older one (run `migrate`); a newer
+    one, yes — during a rollout or after a rollback the previous release runs on the next release's
+    schema, which only ever adds what the previous one does not use (expand, then contract)."""
+    if version < expected:
+        raise SchemaOutOfDate(
+            f"{database} schema at version {version}, code expects {expected}: run `orderfast migrate`"
+        )
+    if version > expected:
+        log.warning(
+            "%s schema at version %d is newer than this release's %d: serving it (a newer release's "
+            "migrations only add); do not run this release's `orderfast migrate` against it",
+            database,
+            version,
+            expected,
+        )

@@ -31,7 +31,6 @@ from orderfast.store.base import (
     OutboxMessage,
     OutboxStats,
     PaymentRecord,
-    SchemaOutOfDate,
     StoreError,
     StoreUnavailable,
     TransitionPlan,
@@ -115,11 +114,7 @@ class PostgresStore:
         if check_schema:
             async with self._connection() as conn:
                 version = await _schema_version(conn)
-            expected = migrations.latest("postgres")
-            if version != expected:
-                raise SchemaOutOfDate(
-                    f"PostgreSQL schema at version {version}, code expects {expected}: run `orderfast migrate`"
-                )
+            migrations.check_version("PostgreSQL", version, migrations.latest("postgres"))
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -39,7 +39,6 @@ from orderfast.store.base import (
     OutboxMessage,
     OutboxStats,
     PaymentRecord,
-    SchemaOutOfDate,
     StoreError,
     StoreUnavailable,
     TransitionPlan,
@@ -96,12 +95,7 @@ class SqliteStore:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderfast-sqlite")
         if check_schema:
-            version = await self._run(_schema_version)
-            if version != migrations.latest("sqlite"):
-                raise SchemaOutOfDate(
-                    f"SQLite schema at version {version}, code expects "
-                    f"{migrations.latest('sqlite')}: run `orderfast migrate`"
-                )
+            migrations.check_version("SQLite", await self._run(_schema_version), migrations.latest("sqlite"))
 
     async def close(self) -> None:
         if self._executor is None:
