@@ -46,7 +46,7 @@ def check_version(database: str, version: int, expected: int) -> None:
     if version > expected:
         log.warning(
             "%s schema at version %d is newer than this release's %d: serving it (a newer release's "
-            "migrations only add); do not run this release's `orderfast migrate` against it",
+            "migrations only add what this one does not use)",
             database,
             version,
             expected,
