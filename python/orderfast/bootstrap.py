@@ -104,8 +104,14 @@ def token_verifier(settings: Settings) -> TokenVerifier:
         public_keys = load_public_keys(settings.jwt_public_keys, settings.jwt_jwks_file)
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(f"cannot load JWT public keys: {e}") from None
+    previous = [s.reveal() for s in settings.jwt_previous_secrets]
+    if any(len(s.encode()) < 32 for s in previous):
+        raise ConfigError("each of ORDERFAST_JWT_PREVIOUS_SECRETS must be at least 32 bytes")
+    if previous and secret is None:
+        raise ConfigError("ORDERFAST_JWT_PREVIOUS_SECRETS needs ORDERFAST_JWT_SECRET, the current secret")
     return TokenVerifier(
         None if secret is None else secret.reveal(),
+        previous_secrets=previous,
         public_keys=public_keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,

@@ -143,3 +143,28 @@ def test_jwks_files_are_read_locally(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError):
         TokenVerifier(None)
+
+
+def test_hs256_rotation_accepts_previous_secrets_until_they_are_removed() -> None:
+    old, new, other = "o" * 40, "n" * 40, "x" * 40
+    rotating = TokenVerifier(new, previous_secrets=[old])
+    assert check(rotating, jwt.encode(claims(sub="new", iss=None, aud=None), new, algorithm="HS256")) == "new"
+    assert check(rotating, jwt.encode(claims(sub="old", iss=None, aud=None), old, algorithm="HS256")) == "old"
+    refused(rotating, jwt.encode(claims(iss=None, aud=None), other, algorithm="HS256"))
+    rotated = TokenVerifier(new)
+    refused(rotated, jwt.encode(claims(iss=None, aud=None), old, algorithm="HS256"))
+
+
+def test_previous_secrets_are_checked_at_start(tmp_path: Path) -> None:
+    from orderfast.bootstrap import token_verifier
+    from orderfast.config import ConfigError, Settings
+
+    base = {"ORDERFAST_DATA_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        token_verifier(
+            Settings.from_env({**base, "ORDERFAST_JWT_SECRET": SECRET, "ORDERFAST_JWT_PREVIOUS_SECRETS": "short"})
+        )
+    (tmp_path / "rsa-1.pem").write_bytes(pem(RSA_KEY))
+    only_public = {**base, "ORDERFAST_JWT_PUBLIC_KEYS": str(tmp_path / "rsa-1.pem")}
+    with pytest.raises(ConfigError, match="needs ORDERFAST_JWT_SECRET"):
+        token_verifier(Settings.from_env({**only_public, "ORDERFAST_JWT_PREVIOUS_SECRETS": "p" * 40}))

@@ -96,6 +96,15 @@ class Settings:
         "`$ORDERFAST_DATA_DIR/dev-jwt-secret` (mode 600) by `orderfast serve` or `orderfast token` — for local use "
         "only",
     )
+    jwt_previous_secrets: tuple[Secret, ...] = setting(
+        (),
+        env="JWT_PREVIOUS_SECRETS",
+        parse=v.listed(v.secret),
+        secret=True,
+        default_doc="none",
+        doc="HS256 secrets still accepted but no longer current, comma-separated: rotate by moving the "
+        "old secret here while tokens signed with it live (at most ORDERFAST_JWT_MAX_LIFETIME)",
+    )
     jwt_public_keys: tuple[str, ...] = setting(
         (),
         env="JWT_PUBLIC_KEYS",

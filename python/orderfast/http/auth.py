@@ -99,6 +99,7 @@ class TokenVerifier:
         self,
         secret: str | None,
         *,
+        previous_secrets: Sequence[str] = (),
         public_keys: Sequence[PublicKey] = (),
         issuer: str | None = None,
         audience: str | None = None,
@@ -109,6 +110,8 @@ class TokenVerifier:
         if secret is None and not public_keys:
             raise ValueError("configure an HS256 secret or public keys")
         self._secret = secret
+        # Verification only, for rotation: tokens signed with an earlier secret live out their time.
+        self._previous = list(previous_secrets) if secret is not None else []
         self._keys = list(public_keys)
         self._issuer = issuer
         self._audience = audience
@@ -155,7 +158,9 @@ class TokenVerifier:
             raise unauthorized("the token is not valid") from None
         key, alg = self._key_for(header)
         candidates = [key]
-        if alg in ASYMMETRIC and header.get("kid") is None:
+        if alg == ALGORITHM:
+            candidates += self._previous
+        elif alg in ASYMMETRIC and header.get("kid") is None:
             candidates = [k.key for k in self._keys if k.algorithm == alg]
         required = ["sub", "exp"] + (["iat"] if self._max_lifetime else [])
         claims: dict[str, Any] | None = None
