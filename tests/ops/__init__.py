@@ -1,0 +1,1 @@
+"""Operations drills: real PostgreSQL clusters of their own, real backups, real restores."""
