@@ -22,6 +22,17 @@ from orderfast.store.base import StoreError
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     seed = args.seed_demo
+    if args.check:
+        if seed:
+            raise ConfigError("orderfast migrate --check applies nothing: it cannot --seed-demo")
+
+        async def check() -> None:
+            # Opening checks the schema: an older one raises (main prints it, exit 1).
+            async with bootstrap.opened_store(settings) as store:
+                print(f"{store.kind}: schema up to date")
+
+        asyncio.run(check())
+        return
 
     async def run() -> None:
         async with bootstrap.opened_store(settings, check_schema=False) as store:
@@ -399,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--seed-demo", action="store_true", help="seed the demo catalog if empty")
+    migrate.add_argument(
+        "--check", action="store_true", help="apply nothing: exit 1 (saying so) when migrations are pending"
+    )
 
     sweep = sub.add_parser("sweep", help="cancel unpaid orders older than ORDERFAST_PAYMENT_TIMEOUT")
     sweep.add_argument("--forever", action="store_true", help="keep sweeping every --interval seconds")

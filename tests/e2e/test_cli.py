@@ -172,3 +172,13 @@ def test_help_says_where_to_start_and_every_command_has_help(tmp_path: Path) -> 
         assert done.returncode == 0 and done.stdout.startswith(f"usage: orderfast {command}"), done.stderr
     assert not (tmp_path / "data").exists(), "asking for help creates nothing"
     assert "--demo" in orderfast(tmp_path, "serve", "--help").stdout
+
+
+def test_migrate_check_applies_nothing_and_says_whether_migrations_are_pending(tmp_path: Path) -> None:
+    pending = orderfast(tmp_path, "migrate", "--check")
+    assert pending.returncode == 1 and "run `orderfast migrate`" in pending.stderr, pending.stderr
+    assert orderfast(tmp_path, "migrate", "--check").returncode == 1, "nothing was applied"
+    assert orderfast(tmp_path, "migrate").returncode == 0
+    done = orderfast(tmp_path, "migrate", "--check")
+    assert (done.returncode, done.stdout.strip()) == (0, "sqlite: schema up to date")
+    assert orderfast(tmp_path, "migrate", "--check", "--seed-demo").returncode == 2
