@@ -18,31 +18,36 @@ from tests.conftest import run_blocking
 from tests.store.test_contract import new_order, put
 
 
-def test_killed_relay_loses_nothing(pg_database_factory: Callable[[], str], redis_url: str, tmp_path: Path) -> None:
-    dsn = pg_database_factory()
-    prefix = f"crash:{uuid.uuid4().hex[:8]}:"
+async def _orders_awaiting_publication(dsn: str) -> list[str]:
+    """A migrated database with 1 000 orders whose events wait for the relay; their event ids."""
+    store = PostgresStore(dsn, min_size=1, max_size=2)
+    await store.open(check_schema=False)
+    await store.migrate()
+    await put(store, "SKU-A", stock=100_000)
+    ids = []
+    for _ in range(40):  # 40 batches of 25 orders: plenty still unpublished when the relay stops
+        batch = [new_order() for _ in range(25)]
+        await store.create_orders(batch)
+        ids += [n.event.id for n in batch]
+    await store.close()
+    return ids
 
-    async def prepare() -> list[str]:
-        store = PostgresStore(dsn, min_size=1, max_size=2)
-        await store.open(check_schema=False)
-        await store.migrate()
-        await put(store, "SKU-A", stock=100_000)
-        ids = []
-        for _ in range(40):  # 40 batches of 25 orders: plenty still unpublished when the relay dies
-            batch = [new_order() for _ in range(25)]
-            await store.create_orders(batch)
-            ids += [n.event.id for n in batch]
-        await store.close()
-        return ids
 
-    event_ids = run_blocking(prepare)
-    env = {
+def _relay_env(dsn: str, redis_url: str, prefix: str, tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "ORDERFAST_DATABASE_URL": dsn,
         "ORDERFAST_REDIS_URL": redis_url,
         "ORDERFAST_STREAM_PREFIX": prefix,
         "ORDERFAST_DATA_DIR": str(tmp_path),
     }
+
+
+def test_killed_relay_loses_nothing(pg_database_factory: Callable[[], str], redis_url: str, tmp_path: Path) -> None:
+    dsn = pg_database_factory()
+    prefix = f"crash:{uuid.uuid4().hex[:8]}:"
+    event_ids = run_blocking(lambda: _orders_awaiting_publication(dsn))
+    env = _relay_env(dsn, redis_url, prefix, tmp_path)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     stream = f"{prefix}order"
     relay_cmd = [sys.executable, "-m", "orderfast", "relay", "--batch", "10", "--lease", "1"]
@@ -82,28 +87,8 @@ def test_sigterm_stops_the_relay_cleanly_mid_stream(
     claimed waits for the next relay, which needs no lease to run out: nothing is lost."""
     dsn = pg_database_factory()
     prefix = f"term:{uuid.uuid4().hex[:8]}:"
-
-    async def prepare() -> list[str]:
-        store = PostgresStore(dsn, min_size=1, max_size=2)
-        await store.open(check_schema=False)
-        await store.migrate()
-        await put(store, "SKU-A", stock=100_000)
-        ids = []
-        for _ in range(40):
-            batch = [new_order() for _ in range(25)]
-            await store.create_orders(batch)
-            ids += [n.event.id for n in batch]
-        await store.close()
-        return ids
-
-    event_ids = run_blocking(prepare)
-    env = {
-        **os.environ,
-        "ORDERFAST_DATABASE_URL": dsn,
-        "ORDERFAST_REDIS_URL": redis_url,
-        "ORDERFAST_STREAM_PREFIX": prefix,
-        "ORDERFAST_DATA_DIR": str(tmp_path),
-    }
+    event_ids = run_blocking(lambda: _orders_awaiting_publication(dsn))
+    env = _relay_env(dsn, redis_url, prefix, tmp_path)
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     stream = f"{prefix}order"
     # An hour-long lease: a successor that had to wait one out would time the test out.
