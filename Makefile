@@ -75,7 +75,10 @@ profile: build ## py-spy --native flame graphs under load: quote (SQLite), creat
 	$(BIN)/python bench/profile.py
 	$(BIN)/python bench/profile.py --scenario create --store postgres --connections 64
 
+image: ## build the container image with podman (localhost/orderfast:dev; no registry needed: tests/ship/build_image.sh)
+	bash tests/ship/build_image.sh
+
 clean: ## remove build outputs and local data
 	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so $(RUNTIME) $(DEV)
 
-.PHONY: help build run test lint fmt bench bench-tools bench-quick profile clean
+.PHONY: help build run test lint fmt bench bench-tools bench-quick profile image clean
