@@ -28,6 +28,7 @@ from tests.conftest import JWT_SECRET
 from tests.e2e.conftest import STARTUP_TIMEOUT, free_port, order_body
 
 CLIENTS = 8
+SKU = "ROLLOUT-1"
 DRAIN_DELAY = 2.0
 CHECK_INTER_MS = 100  # HAProxy's health-check period: far inside the drain delay
 
@@ -185,6 +186,13 @@ def test_rolling_update_behind_haproxy_fails_no_request_and_loses_no_order(
     old = [Instance(slots[0], env, tmp_path / "s0.log"), Instance(slots[1], env, tmp_path / "s1.log")]
     for instance in old:
         instance.wait_ready()
+    # Stock that no run of this test can exhaust (the demo's would run out on a slow machine).
+    admin = mint_token(JWT_SECRET, "ops", ("admin",))
+    product = {"name": "Rollout test", "price": "1.00", "currency": "USD", "stock": 1_000_000_000}
+    put = httpx.put(
+        f"http://127.0.0.1:{slots[0]}/v1/products/{SKU}", json=product, headers={"authorization": f"Bearer {admin}"}
+    )
+    assert put.status_code == 201, put.text
     balancer = Balancer(tmp_path, slots)
     attempts: list[Attempt] = []
     done = threading.Event()
@@ -198,7 +206,7 @@ def test_rolling_update_behind_haproxy_fails_no_request_and_loses_no_order(
             while not done.is_set():
                 key = uuid.uuid4().hex
                 try:
-                    r = c.post("/v1/orders", json=order_body(("SKU-4", 1)), headers={"idempotency-key": key})
+                    r = c.post("/v1/orders", json=order_body((SKU, 1)), headers={"idempotency-key": key})
                     attempt = Attempt(key, r.status_code, r.json().get("id") if r.status_code == 201 else None)
                 except httpx.TransportError as e:
                     attempt = Attempt(key, None, None, repr(e))

@@ -20,6 +20,7 @@ from tests.e2e.conftest import order_body, start_server
 DRAIN_DELAY = 2.0
 SHUTDOWN_TIMEOUT = 10.0
 CLIENTS = 12
+SKU = "DRAIN-1"
 
 
 @dataclass
@@ -37,6 +38,9 @@ def test_sigterm_under_load_drains_without_failing_a_request(
     env = {"ORDERFAST_DRAIN_DELAY": str(DRAIN_DELAY), "ORDERFAST_SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT)}
     server = start_server(tmp_path_factory, "postgres", pg_database_factory, env)
     assert server.proc is not None
+    with server.client("ops", "admin") as admin:  # stock that no run of this test can exhaust
+        product = {"name": "Drain test", "price": "1.00", "currency": "USD", "stock": 1_000_000_000}
+        assert admin.put(f"/v1/products/{SKU}", json=product).status_code == 201
     sent: list[Sent] = []
     readiness: list[tuple[float, int]] = []
     done = threading.Event()
@@ -51,7 +55,7 @@ def test_sigterm_under_load_drains_without_failing_a_request(
                 try:
                     r = c.post(
                         "/v1/orders",
-                        json=order_body(("SKU-4", 1)),
+                        json=order_body((SKU, 1)),
                         headers={"idempotency-key": uuid.uuid4().hex},
                     )
                     s.status, s.closing = r.status_code, r.headers.get("connection") == "close"
