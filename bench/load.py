@@ -42,7 +42,9 @@ def seed(server: Server, skus: int) -> None:
             r.raise_for_status()
 
 
-def run_wrk(server: Server, body_file: Path, duration: int, connections: int, threads: int) -> dict[str, float]:
+def run_wrk(
+    server: Server, body_file: Path, duration: int, connections: int, threads: int, scenario: str = "create-file"
+) -> dict[str, float]:
     token = server.token("bench-user")
     out = subprocess.run(
         [
@@ -57,7 +59,7 @@ def run_wrk(server: Server, body_file: Path, duration: int, connections: int, th
             server.base_url,
             "--",
             token,
-            "create-file",
+            scenario,
             "0",
             str(body_file),
         ],

@@ -21,12 +21,14 @@ from orderfast.http.guard import RoutePolicies, V1Guard
 from orderfast.http.head import HeadRules
 from orderfast.http.health import DRAIN_SIGNAL, Health
 from orderfast.http.lifecycle import LifecycleEndpoints
+from orderfast.http.metrics import MetricsEndpoint, RequestMetrics
 from orderfast.http.openapi import OpenApiEndpoints
 from orderfast.http.orders import OrderEndpoints
 from orderfast.http.quotes import QuoteEndpoints
 from orderfast.http.security import SecurityHeaders
 from orderfast.observability.logging import configure as configure_logging
-from orderfast.outbox.relay import Relay
+from orderfast.observability.metrics import REGISTRY
+from orderfast.outbox.relay import Relay, outbox_gauges_forever
 
 
 def tune_gc() -> None:
@@ -44,13 +46,17 @@ GC_GEN0_THRESHOLD = 20_000
 
 class OrderfastApp(Starlette):
     health: Health | None = None
+    measured = False
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
         # that cannot be read one way only never reach it.
         health = self.health
         draining = (lambda: health.draining) if health is not None else (lambda: False)
-        return SecurityHeaders(HeadRules(super().build_middleware_stack()), draining)
+        inner: ASGIApp = HeadRules(super().build_middleware_stack())
+        if self.measured:
+            inner = RequestMetrics(inner)
+        return SecurityHeaders(inner, draining)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,6 +91,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         publisher = parts.relay_publisher()
         if publisher is not None:
             tasks.append(asyncio.create_task(Relay(store, publisher).run_forever()))
+        if settings.metrics:
+            REGISTRY.directory = settings.metrics_dir
+            tasks.append(asyncio.create_task(REGISTRY.write_forever()))
+            tasks.append(asyncio.create_task(outbox_gauges_forever(store)))
         tune_gc()
         # The drain signal (orderfast/serving.py) turns readiness off; only where signals can be
         # handled (the main thread of a worker process).
@@ -105,6 +115,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if parts.shared_limits is not None:
                 await parts.shared_limits.close()
             await store.close()
+            if settings.metrics:
+                REGISTRY.write()  # this worker's last counts, kept by the next scrape
 
     body = parts.body
     # Starlette tries routes in order, a regex match each: the hot ones first.
@@ -117,6 +129,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *OpenApiEndpoints(tuple(settings.tax_rates)).routes(),
         *LifecycleEndpoints(lifecycle, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
+    if settings.metrics and settings.metrics_port is None:
+        routes += MetricsEndpoint(settings.metrics_dir).routes()
     _check_policy_routes(parts.policies, routes)
     app = OrderfastApp(
         routes=routes,
@@ -134,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.health = health
+    app.measured = settings.metrics
     return app
 
 

@@ -8,6 +8,8 @@ app's lifespan and the CLI commands open, run and close what this returns.
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ from orderfast.config import ConfigError, Settings
 from orderfast.http.auth import TokenVerifier, load_public_keys
 from orderfast.http.guard import RoutePolicies
 from orderfast.http.request import BodyDeadlines, BodyLimits
+from orderfast.observability import instruments as m
 from orderfast.outbox.publisher import RedisStreamsPublisher
 from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.catalog import CatalogService
@@ -26,6 +29,7 @@ from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.orders import OrderService
 from orderfast.store import make_store
 from orderfast.store.base import Store
+from orderfast.store.postgres import PostgresStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,26 @@ class Parts:
         return publisher(self.settings)
 
 
+def _read_gauges(store: Store, catalog: CatalogService, idempotency: _core.IdempotencyMap) -> None:
+    """The gauges this process reads when it writes its metrics, rather than tracks."""
+    m.CATALOG_VERSION.read = lambda: [((), catalog.version)]
+    m.CATALOG_AGE.read = lambda: [((), time.monotonic() - catalog.refreshed_at)]
+    m.IDEMPOTENCY_MAP.read = lambda: [(("entries",), len(idempotency)), (("bytes",), idempotency.nbytes)]
+    m.RSS.read = _resident_memory
+    if isinstance(store, PostgresStore):
+        m.DB_POOL.read = store.pool_readings
+        m.DB_POOL_WAITING.read = store.waiting
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _resident_memory() -> list[tuple[tuple[str, ...], float]]:
+    with open("/proc/self/statm") as f:  # Linux; elsewhere the reading fails and is left out
+        resident_pages = int(f.read().split()[1])
+    return [((str(os.getpid()),), resident_pages * _PAGE)]
+
+
 def build(settings: Settings) -> Parts:
     store = make_store(settings)
     core_catalog = _core.Catalog()
@@ -62,6 +86,7 @@ def build(settings: Settings) -> Parts:
         max_bytes=settings.idempotency_max_bytes,
     )
     catalog = CatalogService(store, core_catalog, settings.tax_rates)
+    _read_gauges(store, catalog, idempotency)
     policies = route_policies(settings)
     shared_limits = None
     if settings.redis_url is not None:

@@ -9,15 +9,18 @@ import dataclasses
 import functools
 import math
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
 from orderfast.http.auth import mint_token
 from orderfast.outbox.relay import Relay, RelaySettings
 from orderfast.services.catalog import seed_demo
-from orderfast.store.base import StoreError
+from orderfast.store.base import Store, StoreError
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -115,7 +118,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     _raise_open_files_limit(workers * settings.max_connections)
+    made_metrics_dir = settings.metrics and settings.metrics_dir is None
+    if settings.metrics:
+        settings = dataclasses.replace(settings, metrics_dir=_metrics_directory(settings.metrics_dir))
     _check_before_serving(settings)
+    if settings.metrics and settings.metrics_port is not None:
+        assert settings.metrics_dir is not None
+        _serve_metrics(settings.host, settings.metrics_port, settings.metrics_dir)
     server = DrainingServer(
         "orderfast.app:create_app",
         address=host,
@@ -145,9 +154,58 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # listener closed is killed.
         drain_delay=settings.drain_delay,
         workers_kill_timeout=math.ceil(settings.shutdown_timeout),
+        # A worker that dies (killed for memory, say) is replaced; the others keep serving. (Granian
+        # still stops on a crash loop: the same worker dying again within 5.5 s.)
+        respawn_failed_workers=True,
     )
-    # Each worker builds its app from these very settings (flags applied), not from the environment.
-    server.serve(target_loader=functools.partial(worker_app, settings), wrap_loader=False)
+    try:
+        # Each worker builds its app from these very settings (flags applied), not from the environment.
+        server.serve(target_loader=functools.partial(worker_app, settings), wrap_loader=False)
+    finally:
+        if made_metrics_dir and settings.metrics_dir is not None:
+            shutil.rmtree(settings.metrics_dir, ignore_errors=True)
+
+
+def _metrics_directory(configured: Path | None) -> Path:
+    """Where the workers write their metrics: the configured directory, emptied of an earlier run's
+    files (a restarted container would otherwise count them again), or a new temporary one."""
+    if configured is None:
+        return Path(tempfile.mkdtemp(prefix="orderfast-metrics-"))
+    configured.mkdir(parents=True, exist_ok=True)
+    for stale in configured.glob("*.json"):
+        stale.unlink(missing_ok=True)
+    return configured
+
+
+def _serve_metrics(host: str, port: int, directory: Path) -> None:
+    """``GET /metrics`` on its own port, answered by the main process from the workers' files (so
+    it can stay off the public API port)."""
+    import http.server
+    import threading
+
+    from orderfast.observability.metrics import CONTENT_TYPE, collect, exposition
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = exposition(collect(directory))
+            self.send_response(200)
+            self.send_header("content-type", CONTENT_TYPE)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    try:
+        httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+    except OSError as e:
+        raise ConfigError(f"cannot serve metrics on {host}:{port} ({e.strerror}): ORDERFAST_METRICS_PORT") from None
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, name="orderfast-metrics", daemon=True).start()
 
 
 def _check_before_serving(settings: Settings) -> None:
@@ -237,6 +295,19 @@ async def _until_signalled(relay: Relay, grace: float) -> None:
     print("relay: stopped", flush=True)
 
 
+def _relay_metrics(settings: Settings, store: Store) -> list[asyncio.Task[None]]:
+    """With ORDERFAST_METRICS_PORT, the relay serves its own /metrics (publishing, lag, dead)."""
+    if not (settings.metrics and settings.metrics_port is not None):
+        return []
+    from orderfast.observability.metrics import REGISTRY
+    from orderfast.outbox.relay import outbox_gauges_forever
+
+    directory = _metrics_directory(settings.metrics_dir)
+    REGISTRY.directory = directory
+    _serve_metrics(settings.host, settings.metrics_port, directory)
+    return [asyncio.create_task(REGISTRY.write_forever()), asyncio.create_task(outbox_gauges_forever(store))]
+
+
 def _relay(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
         async with (
@@ -245,6 +316,7 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
         ):
             assert publisher is not None
             relay = Relay(store, publisher, RelaySettings(batch=args.batch, lease_seconds=args.lease))
+            background = _relay_metrics(settings, store)
             # On PostgreSQL, a commit of outbox rows wakes the relay at once (LISTEN/NOTIFY).
             stop_listening = await store.listen_outbox(relay.wake.set)
             print(f"relay: publishing {store.kind} outbox to Redis Streams", flush=True)
@@ -255,6 +327,8 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
                 else:
                     await _until_signalled(relay, settings.shutdown_timeout)
             finally:
+                for task in background:
+                    task.cancel()
                 if stop_listening is not None:
                     await stop_listening()
 

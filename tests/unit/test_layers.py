@@ -14,9 +14,10 @@ DRIVERS = {"asyncpg", "sqlite3", "redis", "granian", "starlette"}
 # layer → what it may import from orderfast (besides itself); None: anything
 ALLOWED: dict[str, set[str] | None] = {
     "domain": {"_core"},
-    "services": {"_core", "domain", "store.base", "config"},
-    "store": {"_core", "domain", "config"},
-    "outbox": {"_core", "domain", "store", "config"},
+    # observability (logging, metrics) is a leaf every layer may count and log through
+    "services": {"_core", "domain", "store.base", "config", "observability"},
+    "store": {"_core", "domain", "config", "observability"},
+    "outbox": {"_core", "domain", "store", "config", "observability"},
     "http": {"_core", "domain", "services", "store.base", "observability"},
     "observability": set(),
     "config": {"_core"},

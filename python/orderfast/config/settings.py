@@ -86,6 +86,21 @@ class Settings:
     log_level: str = setting(
         "info", env="LOG_LEVEL", parse=v.choice("debug", "info", "warning", "error"), doc="JSON logs on stderr"
     )
+    metrics: bool = setting(
+        True, env="METRICS", parse=v.boolean, doc="Prometheus metrics: `/metrics` (or the metrics port)"
+    )
+    metrics_port: int | None = setting(
+        env="METRICS_PORT",
+        parse=v.integer(1),
+        default_doc="unset",
+        doc="serve `/metrics` on this port (on ORDERFAST_HOST, from the main process) instead of the API port",
+    )
+    metrics_dir: Path | None = setting(
+        env="METRICS_DIR",
+        parse=v.path,
+        default_doc="a temporary directory per server",
+        doc="where each process writes its metrics for the others to merge (`orderfast serve` makes one)",
+    )
     # -- identity
     jwt_secret: Secret | None = setting(
         env="JWT_SECRET",

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orderfast import _core
 from orderfast.http.auth import Principal, TokenVerifier, unauthorized
 from orderfast.http.problems import Problem
+from orderfast.observability import instruments as m
 from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits
 from orderfast.services.errors import InvalidCredentials
@@ -221,6 +222,8 @@ class V1Guard:
         # The earliest moment a retry can succeed, rounded up: never earlier than that.
         retry_after = max(1, math.ceil(max(d.retry_after for d in denied)))
         names = [d.policy for d in denied]
+        for name in names:
+            m.RATELIMIT_REFUSALS.labels(name).inc()
         return Problem(
             429,
             "quota-exceeded",

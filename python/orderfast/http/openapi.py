@@ -572,6 +572,15 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("Where to start: the documentation, the contract, the probes", [], (200, "Index"), (), public=True)
     },
     "/openapi.json": {"get": _op("This document", [], (200, None), (), public=True)},
+    "/metrics": {
+        "get": _op(
+            "Prometheus metrics of every worker (here unless ORDERFAST_METRICS_PORT moves them to their own port)",
+            [],
+            (200, None),
+            (),
+            public=True,
+        )
+    },
     "/docs": {"get": _op("Interactive documentation (Swagger UI, served locally)", [], (200, None), (), public=True)},
     "/docs/reference": {"get": _op("The contract as plain HTML, no script", [], (200, None), (), public=True)},
     "/docs/assets/{name}": {
@@ -606,6 +615,7 @@ OPERATION_IDS = {
     ("get", "/startupz"): "startupz",
     ("get", "/"): "index",
     ("get", "/openapi.json"): "openapi",
+    ("get", "/metrics"): "metrics",
     ("get", "/docs"): "docs",
     ("get", "/docs/reference"): "docsReference",
     ("get", "/docs/assets/{name}"): "docsAsset",

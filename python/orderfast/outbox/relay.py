@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from orderfast.observability import instruments as metrics
 from orderfast.outbox.publisher import Publisher
 from orderfast.store.base import OutboxStore
 
@@ -66,6 +68,7 @@ class Relay:
         messages = await self._store.claim_outbox(self._s.batch, self._s.lease_seconds)
         if not messages:
             return 0
+        started = time.perf_counter()
         try:
             results: list[str | Exception] = await self._publisher.publish(messages)
         except asyncio.CancelledError:
@@ -75,8 +78,11 @@ class Relay:
             raise
         except Exception as e:  # the whole batch failed (broker unreachable)
             results = [e] * len(messages)
+        metrics.RELAY_PUBLISH_DURATION.observe(time.perf_counter() - started)
         published = [(m.position, r) for m, r in zip(messages, results, strict=True) if isinstance(r, str)]
         failed = [(m, r) for m, r in zip(messages, results, strict=True) if isinstance(r, Exception)]
+        metrics.RELAY_PUBLISHED.inc(len(published))
+        metrics.RELAY_FAILURES.inc(len(failed))
         # Marked only after the broker acknowledged: a crash before this line republishes them.
         if published:
             await self._store.mark_published(published)
@@ -118,3 +124,23 @@ async def lag_seconds(store: OutboxStore, now: datetime | None = None) -> float:
 
 async def dead_count(store: OutboxStore) -> int:
     return (await store.outbox_stats()).dead
+
+
+GAUGE_INTERVAL = 5.0
+
+
+async def outbox_gauges_forever(store: OutboxStore, interval: float = GAUGE_INTERVAL) -> None:
+    """Relay lag, pending and dead events as gauges, read from the outbox every few seconds (one
+    small query; every process that runs this sees the same values, merged by max)."""
+    while True:
+        try:
+            stats = await store.outbox_stats()
+            metrics.OUTBOX_PENDING.set(stats.pending)
+            metrics.OUTBOX_DEAD.set(stats.dead)
+            age = 0.0
+            if stats.oldest_pending_at is not None:
+                age = max(0.0, (datetime.now(UTC) - stats.oldest_pending_at).total_seconds())
+            metrics.OUTBOX_OLDEST_AGE.set(age)
+        except Exception:  # the database is away: the gauges keep their last values
+            log.debug("outbox gauges not refreshed", exc_info=True)
+        await asyncio.sleep(interval)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -99,6 +100,7 @@ class CatalogService:
         self._store = store
         self._catalog = catalog
         self._version = 0
+        self.refreshed_at = time.monotonic()
         self.tax_rates = dict(tax_rates or {})
 
     @property
@@ -156,6 +158,7 @@ class CatalogService:
         if changes:
             load_into(self._catalog, changes)
             self._version = max(self._version, changes.latest_version)
+        self.refreshed_at = time.monotonic()
         return len(changes.products) + len(changes.coupons) + len(changes.promotions)
 
     async def refresh_forever(self, interval: float) -> None:

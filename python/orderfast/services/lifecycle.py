@@ -12,6 +12,7 @@ from orderfast import _core
 from orderfast.domain import lifecycle
 from orderfast.domain.orders import CancelReason, Order, OrderStatus, to_ms
 from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan, plan_change
+from orderfast.observability import instruments as m
 from orderfast.services.errors import InvalidInputError, InvalidStateError, NotFoundError
 from orderfast.services.payments import PaymentNotice
 from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, Store
@@ -58,6 +59,7 @@ class LifecycleService:
             raise InvalidStateError(str(e), e.status.value) from None
         if applied is None:
             raise NotFoundError("order")
+        _count(applied)
         return applied.after
 
     async def cancel(self, order_id: str, user_id: str, is_admin: bool) -> Order:
@@ -97,9 +99,12 @@ class LifecycleService:
         for _ in range(2):
             seen = await self._store.find_payment(notice.event_id)
             if seen is not None:
+                m.PAYMENTS.labels("replayed").inc()
                 return await self._replayed(seen)
             try:
-                return await self._apply_payment(notice)
+                result = await self._apply_payment(notice)
+                m.PAYMENTS.labels(_PAYMENT_OUTCOMES.get(result.outcome, "conflict")).inc()
+                return result
             except PaymentAlreadyRecorded:
                 continue  # a concurrent delivery won: answer as it did
         raise RuntimeError("payment event neither recorded nor applicable")  # pragma: no cover
@@ -135,6 +140,7 @@ class LifecycleService:
         total = 0
         while True:
             expired = await self._store.expire_orders(cutoff, batch, self._plan(_expire))
+            m.ORDERS_CANCELED.labels(CancelReason.EXPIRED.value).inc(len(expired))
             total += len(expired)
             if len(expired) < batch:
                 return total
@@ -173,3 +179,19 @@ def _payment_change(order: Order, n: PaymentNotice) -> tuple[int, str, Change]:
     if pending:
         return 200, "failed", Change(transition=lifecycle.cancel(order, CancelReason.PAYMENT_FAILED))
     return 409, f"failed_while_{order.status.value}", Change()
+
+
+# A payment's outcome as the metric counts it; "paid_while_…"/"failed_while_…" (a late or
+# conflicting notice, flagged for review) are "conflict".
+_PAYMENT_OUTCOMES = {"paid": "paid", "failed": "failed", "amount_mismatch": "mismatch"}
+
+
+def _count(plan: TransitionPlan) -> None:
+    """The business counters of a change that happened (observability/instruments.py)."""
+    if plan.event is None:
+        return
+    if plan.event.type == "order.canceled" and plan.after.cancel_reason is not None:
+        m.ORDERS_CANCELED.labels(plan.after.cancel_reason.value).inc()
+    elif plan.event.type == "order.refunded" and plan.refund is not None:
+        m.REFUNDS.labels(plan.after.currency).inc()
+        m.REFUNDED_VALUE.labels(plan.after.currency).inc(plan.refund.amount)

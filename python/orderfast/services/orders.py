@@ -22,6 +22,7 @@ from orderfast.domain.orders import (
     order_location,
     utc_now_ms,
 )
+from orderfast.observability import instruments as m
 from orderfast.services.errors import InvalidInputError, OutOfStockError
 from orderfast.store.base import CouponExhausted, Created, Duplicate, IdempotencyRecord, NewOrder, Store
 
@@ -61,7 +62,32 @@ class OrderService:
 
     async def create(self, customer_id: str, key: str, body: bytes) -> CreateResult:
         """Raises _core.ValidationError, _core.PriceChangedError, _core.KeyInFlightError,
-        _core.KeyMismatchError or OutOfStockError."""
+        _core.KeyMismatchError or OutOfStockError. Counted (observability/instruments.py): the
+        errors here, the successes where they happen."""
+        try:
+            result = await self._create(customer_id, key, body)
+        except OutOfStockError:
+            m.ORDER_REFUSALS.labels("out_of_stock").inc()
+            raise
+        except _core.PriceChangedError:
+            m.ORDER_REFUSALS.labels("price_changed").inc()
+            raise
+        except _core.KeyInFlightError:
+            m.IDEMPOTENCY.labels("in_use").inc()
+            raise
+        except _core.KeyMismatchError:
+            m.IDEMPOTENCY.labels("reused").inc()
+            raise
+        except (InvalidInputError, _core.ValidationError) as e:
+            # A coupon that does not apply is the catalog's state; other field errors are the client's.
+            if any(pointer == "/coupon" for pointer, _, _ in e.errors):
+                m.ORDER_REFUSALS.labels("coupon").inc()
+            raise
+        if result.replayed:
+            m.IDEMPOTENCY.labels("replayed").inc()
+        return result
+
+    async def _create(self, customer_id: str, key: str, body: bytes) -> CreateResult:
         draft = _core.parse_order(body)
         fingerprint = _core.fingerprint(body)
         map_key = f"{customer_id}\x00{key}"
@@ -94,6 +120,8 @@ class OrderService:
             (outcome,) = await self._store.create_orders([new])
             if isinstance(outcome, Created):
                 result = CreateResult(CREATED, response, order_location(order.id), False)
+                m.ORDERS_CREATED.labels(priced.currency).inc()
+                m.ORDER_VALUE.labels(priced.currency).inc(priced.total)
             elif isinstance(outcome, Duplicate):
                 result = self._from_record(outcome.existing, fingerprint)
             elif isinstance(outcome, CouponExhausted):

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+from orderfast.observability import instruments as m
 
 log = logging.getLogger("orderfast.store")
 
@@ -41,12 +44,15 @@ class GroupCommit(Generic[In, Out]):
 
     async def submit(self, items: Sequence[In]) -> list[Out]:
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         futures = [loop.create_future() for _ in items]
         self._pending.extend(zip(items, futures, strict=True))
         self._start()
         # A caller that goes away cancels only its own wait: its order stays in the batch that may
         # already be committing (or in the queue), and the outcome is simply not delivered.
-        return [await f for f in futures]
+        outcomes = [await f for f in futures]
+        m.BATCH_WAIT.observe(time.perf_counter() - started)
+        return outcomes
 
     def _start(self) -> None:
         while self._pending and self._inflight < self._inflight_limit:
@@ -60,6 +66,7 @@ class GroupCommit(Generic[In, Out]):
         try:
             self.batches += 1
             self.items += len(batch)
+            m.BATCH_SIZE.observe(len(batch))
             try:
                 outcomes = await self._run([item for item, _ in batch])
             except Exception as e:

@@ -61,15 +61,19 @@ class _Connection:
     it is on every request's path."""
 
     __slots__ = ("_acquire",)
+    acquiring = 0  # callers waiting for a pooled connection now, in this process (a metric)
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._acquire = pool.acquire()
 
     async def __aenter__(self) -> asyncpg.Connection:
+        _Connection.acquiring += 1
         try:
             return await self._acquire.__aenter__()
         except UNAVAILABLE as e:
             raise StoreUnavailable(type(e).__name__) from e
+        finally:
+            _Connection.acquiring -= 1
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         try:
@@ -98,6 +102,17 @@ class PostgresStore:
 
     def _connection(self) -> _Connection:
         return _Connection(self.pool)
+
+    def pool_readings(self) -> list[tuple[tuple[str, ...], float]]:
+        """The pool's connections by state, for the metrics (nothing while closed)."""
+        if self._pool is None:
+            return []
+        size, idle = self._pool.get_size(), self._pool.get_idle_size()
+        return [(("in_use",), size - idle), (("idle",), idle), (("max",), self._pool.get_max_size())]
+
+    @staticmethod
+    def waiting() -> list[tuple[tuple[str, ...], float]]:
+        return [((), _Connection.acquiring)]
 
     @property
     def pool(self) -> asyncpg.Pool:
