@@ -21,7 +21,7 @@ from orderfast.http.guard import RoutePolicies, V1Guard
 from orderfast.http.head import HeadRules
 from orderfast.http.health import DRAIN_SIGNAL, Health
 from orderfast.http.lifecycle import LifecycleEndpoints
-from orderfast.http.metrics import MetricsEndpoint, RequestMetrics
+from orderfast.http.metrics import MetricsEndpoint, RequestObserver
 from orderfast.http.openapi import OpenApiEndpoints
 from orderfast.http.orders import OrderEndpoints
 from orderfast.http.quotes import QuoteEndpoints
@@ -47,6 +47,7 @@ GC_GEN0_THRESHOLD = 20_000
 class OrderfastApp(Starlette):
     health: Health | None = None
     measured = False
+    logged = False
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
@@ -54,8 +55,7 @@ class OrderfastApp(Starlette):
         health = self.health
         draining = (lambda: health.draining) if health is not None else (lambda: False)
         inner: ASGIApp = HeadRules(super().build_middleware_stack())
-        if self.measured:
-            inner = RequestMetrics(inner)
+        inner = RequestObserver(inner, measured=self.measured, logged=self.logged)
         return SecurityHeaders(inner, draining)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.health = health
     app.measured = settings.metrics
+    app.logged = settings.access_log
     return app
 
 

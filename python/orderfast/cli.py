@@ -104,6 +104,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     )
     if args.demo:
         settings = settings.with_demo_defaults()
+    if args.access_log:
+        settings = dataclasses.replace(settings, access_log=True)
     host, port, workers = settings.host, settings.port, settings.workers
     # In development, create the JWT secret once, here, before the workers start: building the app
     # writes nothing.
@@ -133,7 +135,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         workers=workers,
         loop=Loops.uvloop,
         factory=True,
-        log_access=args.access_log,
+        log_access=False,  # the app writes the access log (with the request id): ORDERFAST_ACCESS_LOG
         log_level=LogLevels(settings.log_level),
         log_dictconfig=granian_logging(),  # its lines as JSON on stderr, like orderfast's own
         backlog=args.backlog,

@@ -20,6 +20,7 @@ Then the commands ``make run`` printed (its hint) run too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -204,6 +205,10 @@ def checkout(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_run(checkout: Path) -> Iterator[tuple[str, Path]]:
+    # The build is `make test`'s (or `make build`'s) job: a stale one would rebuild here, into the
+    # shared .venv, from the linked checkout.
+    stale = subprocess.run(["make", "-q", ".venv/.orderfast-runtime"], cwd=ROOT, check=False).returncode != 0
+    assert not stale, "the build is out of date: run `make build` (make test does) first"
     port = free_port()
     log = checkout / "make-run.log"
     with log.open("wb") as out:
@@ -229,7 +234,8 @@ def make_run(checkout: Path) -> Iterator[tuple[str, Path]]:
             time.sleep(0.05)
         yield base, log
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # make may have exited already
+            os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

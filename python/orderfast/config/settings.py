@@ -86,6 +86,13 @@ class Settings:
     log_level: str = setting(
         "info", env="LOG_LEVEL", parse=v.choice("debug", "info", "warning", "error"), doc="JSON logs on stderr"
     )
+    access_log: bool = setting(
+        False,
+        env="ACCESS_LOG",
+        parse=v.boolean,
+        doc="one JSON line per request (method, path, route, status, duration, request id); also "
+        "`orderfast serve --access-log`",
+    )
     metrics: bool = setting(
         True, env="METRICS", parse=v.boolean, doc="Prometheus metrics: `/metrics` (or the metrics port)"
     )

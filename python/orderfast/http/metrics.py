@@ -1,7 +1,9 @@
-"""RED metrics for every HTTP request (by route *template*, never the raw path), and ``/metrics``."""
+"""What every HTTP request leaves behind — its id, its RED metrics (by route *template*, never the raw
+path), an access-log line — and ``/metrics``."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -10,44 +12,91 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orderfast import _core
 from orderfast.observability import instruments as m
+from orderfast.observability.logging import REQUEST_ID
 from orderfast.observability.metrics import CONTENT_TYPE, scrape
 
 UNMATCHED = "unmatched"  # a path no route serves: its raw path is never a label
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
+MAX_REQUEST_ID = 200
+access_log = logging.getLogger("orderfast.access")
 
 
-class RequestMetrics:
-    """Counts and times every HTTP request: requests by method, route and status class, latency by
-    method and route, requests in flight. Outermost but for the security headers, so refusals of
-    unreadable heads count too."""
+def request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-Id`` when it is one (1 to 200 visible ASCII characters), else a
+    new one (a UUIDv7: time-ordered)."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if 0 < len(value) <= MAX_REQUEST_ID and all(0x21 <= b <= 0x7E for b in value):
+                return value.decode()
+            break
+    return _core.new_order_id()
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestObserver:
+    """Every HTTP request's id, metrics and access-log line, in one layer (outermost but for the
+    security headers, so refusals of unreadable heads are seen too):
+
+    - ``X-Request-Id``: the client's, or a new one; on every response, in every problem body and
+      in every log line written while the request is handled;
+    - RED metrics: requests by method, route template and status class, latency by method and
+      route, requests in flight;
+    - with the access log on, one JSON line per request."""
+
+    def __init__(self, app: ASGIApp, *, measured: bool, logged: bool) -> None:
         self.app = app
+        self._measured = measured
+        self._logged = logged
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rid = request_id(scope["headers"])
+        token = REQUEST_ID.set(rid)
+        header = (b"x-request-id", rid.encode())
         started = time.perf_counter()
         status = 500
-        m.HTTP_IN_FLIGHT.inc()
+        if self._measured:
+            m.HTTP_IN_FLIGHT.inc()
 
-        async def send_counted(message: Message) -> None:
+        async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_counted)
+            await self.app(scope, receive, send_observed)
         finally:
-            m.HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = route.path if route is not None else UNMATCHED
             method = scope["method"]
-            m.HTTP_REQUESTS.labels(method, template, _STATUS_CLASS.get(status // 100, "other")).inc()
-            m.HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)
+            if self._measured:
+                m.HTTP_IN_FLIGHT.dec()
+                m.HTTP_REQUESTS.labels(method, template, _STATUS_CLASS.get(status // 100, "other")).inc()
+                m.HTTP_DURATION.labels(method, template).observe(elapsed)
+            if self._logged:
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "path": scope["path"],
+                            "route": template,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 3),
+                            "client": (scope.get("client") or ("", 0))[0],
+                        }
+                    },
+                )
+            REQUEST_ID.reset(token)
 
 
 class MetricsEndpoint:

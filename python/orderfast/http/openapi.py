@@ -78,6 +78,7 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "integer"},
             "detail": {"type": "string"},
             "instance": {"type": "string"},
+            "request_id": {"type": "string", "description": "this request's X-Request-Id, as in the logs"},
             "errors": {
                 "type": "array",
                 "items": {

@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from orderfast.observability.logging import REQUEST_ID
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -55,6 +57,9 @@ class Problem(Exception):
                 {"pointer": pointer, "code": code, "detail": message} for pointer, code, message in self.errors
             ]
         doc.update(self.extra)
+        request_id = REQUEST_ID.get()
+        if request_id is not None:  # to quote when reporting it: the same id is in the logs
+            doc["request_id"] = request_id
         return doc
 
     def response(self, instance: str | None = None) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,9 @@ import orjson
 
 MAX_FRAMES = 30
 MAX_MESSAGE = 500
+
+# The request being handled (its X-Request-Id): every log line written while handling it carries it.
+REQUEST_ID: ContextVar[str | None] = ContextVar("orderfast_request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,6 +32,12 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
+        fields = getattr(record, "fields", None)  # structured extras: log.info(..., extra={"fields": {...}})
+        if fields:
+            entry.update(fields)
         if record.exc_info and record.exc_info[1] is not None:
             entry["exc"] = describe(record.exc_info[1])
         return orjson.dumps(entry).decode()
