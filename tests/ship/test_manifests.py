@@ -144,7 +144,7 @@ def test_api_probes_are_on_the_right_paths(rendered: tuple[str, str, list[Doc]])
     _, _, docs = rendered
     c = api_container(docs)
     assert c["args"][0] == "serve" and "command" not in c  # the image's ENTRYPOINT is orderfast
-    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8000}
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8000, "metrics": 9100}
     for probe, path in (("startupProbe", "/startupz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
         assert c[probe]["httpGet"]["path"] == path, probe
         assert c[probe]["httpGet"]["port"] in ("http", 8000), probe
@@ -271,7 +271,15 @@ def test_service_hpa_pdb_and_network_policy(rendered: tuple[str, str, list[Doc]]
         p["port"] for np in policies if np["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
         for rule in np["spec"].get("ingress", []) for p in rule["ports"]
     }  # fmt: skip
-    assert ingress_ports == {8000}
+    assert ingress_ports == {8000, 9100}
+    # The API port only from the ingress controller, metrics only from Prometheus's namespace.
+    sources = {
+        p["port"]: [
+            frm["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for frm in rule["from"]
+        ]
+        for np in policies for rule in np["spec"].get("ingress", []) for p in rule["ports"]
+    }  # fmt: skip
+    assert sources == {8000: ["ingress-nginx"], 9100: ["monitoring"]}
     egress = {
         (p.get("protocol", "TCP"), p["port"])
         for np in policies for rule in np["spec"].get("egress", []) for p in rule["ports"]

@@ -1,5 +1,5 @@
 """Every metric orderfast exports, declared once (README "Observability" lists them; the alert rules
-and the dashboard in deploy/monitoring/ use these names, and a test scrapes a server to hold them
+and the dashboard in k8s/monitoring/ use these names, and a test scrapes a server to hold them
 to it). Gauges that are cheaper to read than to track get their reading function where the thing
 they read is built (bootstrap.py)."""
 
