@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,6 +27,7 @@ from orderfast.http.openapi import OpenApiEndpoints
 from orderfast.http.orders import OrderEndpoints
 from orderfast.http.quotes import QuoteEndpoints
 from orderfast.http.security import SecurityHeaders
+from orderfast.observability import tracing
 from orderfast.observability.logging import configure as configure_logging
 from orderfast.observability.metrics import REGISTRY
 from orderfast.outbox.relay import Relay, outbox_gauges_forever
@@ -72,17 +74,35 @@ class OrderfastApp(Starlette):
             pass
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def check_tracing(settings: Settings) -> None:
+    """Tracing asked for but impossible here (the ``otel`` extra not installed, say): one line at
+    start-up rather than a failure in every worker."""
+    if settings.tracing and (problem := tracing.problem()) is not None:
+        raise ConfigError(f"ORDERFAST_TRACING=true, but {problem}")
+
+
+def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) -> Starlette:
     """The ASGI app: ``orderfast serve`` hands each worker its settings; a server that calls this
-    with no arguments (``granian --factory``) gets them from the environment."""
+    with no arguments (``granian --factory``) gets them from the environment.
+
+    With tracing on, the lifespan starts it (in the worker, after the fork: building the app starts
+    nothing) and stops it, flushing what is queued; ``trace_exporter`` replaces the exporter the
+    ``OTEL_*`` variables configure (tests: the SDK's in-memory exporter)."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    check_tracing(settings)
     parts = bootstrap.build(settings)
     store, catalog, lifecycle = parts.store, parts.catalog, parts.lifecycle
     health = Health(store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        with tracing.started(trace_exporter) if settings.tracing else contextlib.nullcontext():
+            async with serving():
+                yield
+
+    @contextlib.asynccontextmanager
+    async def serving() -> AsyncIterator[None]:
         await store.open()
         await catalog.refresh()
         tasks = [asyncio.create_task(catalog.refresh_forever(settings.catalog_refresh))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import math
@@ -311,6 +312,11 @@ def _relay_metrics(settings: Settings, store: Store) -> list[asyncio.Task[None]]
 
 
 def _relay(settings: Settings, args: argparse.Namespace) -> None:
+    from orderfast.app import check_tracing
+    from orderfast.observability import tracing
+
+    check_tracing(settings)
+
     async def run() -> None:
         async with (
             bootstrap.opened_publisher(settings, required=True) as publisher,
@@ -334,7 +340,10 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
                 if stop_listening is not None:
                     await stop_listening()
 
-    asyncio.run(run())
+    # Traced, each batch is a span, each event's publishing one in the trace of the request that
+    # made it (ORDERFAST_TRACING, OTEL_*); what is queued is flushed on the way out.
+    with tracing.started() if settings.tracing else contextlib.nullcontext():
+        asyncio.run(run())
 
 
 def _outbox(settings: Settings, args: argparse.Namespace) -> None:

@@ -108,6 +108,13 @@ class Settings:
         default_doc="a temporary directory per server",
         doc="where each process writes its metrics for the others to merge (`orderfast serve` makes one)",
     )
+    tracing: bool = setting(
+        False,
+        env="TRACING",
+        parse=v.boolean,
+        doc="OpenTelemetry traces, exported over OTLP/HTTP (needs `pip install 'orderfast[otel]'`); the standard "
+        "`OTEL_*` variables configure the exporter, sampler and service name (`orderfast`) — see Observability",
+    )
     # -- identity
     jwt_secret: Secret | None = setting(
         env="JWT_SECRET",

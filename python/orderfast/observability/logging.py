@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from orderfast.observability import tracing
+
 MAX_FRAMES = 30
 MAX_MESSAGE = 500
 
@@ -35,6 +37,8 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id is not None:
             entry["request_id"] = request_id
+        if tracing.ENABLED and (ids := tracing.ids()) is not None:
+            entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)  # structured extras: log.info(..., extra={"fields": {...}})
         if fields:
             entry.update(fields)
