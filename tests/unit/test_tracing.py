@@ -1,14 +1,16 @@
 """Tracing's parts: off it imports nothing and changes nothing; on, the helpers the layers call, the
-sampler, log lines with trace ids, and the start-up error when the packages are missing."""
+group commit's batch spans, the sampler, log lines with trace ids, and the start-up error when the
+packages are missing. (End to end, with PostgreSQL and Redis: tests/e2e/test_tracing.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -20,6 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from orderfast.config import ConfigError, Settings
 from orderfast.observability import tracing
 from orderfast.observability.logging import JsonFormatter
+from orderfast.store.group_commit import GroupCommit
 from tests.conftest import JWT_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +208,84 @@ def test_log_lines_carry_the_trace_and_span_ids(exporter: InMemorySpanExporter) 
         entry = orjson.loads(JsonFormatter().format(record))
     ctx = span.get_span_context()
     assert (entry["trace_id"], entry["span_id"]) == (f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}")
+
+
+async def _batch_of_two(group: GroupCommit[str, str], gate: asyncio.Event) -> None:
+    first = asyncio.create_task(group.submit(["blocker"]))
+    await asyncio.sleep(0)  # the blocker's batch is being written: what follows queues up
+
+    async def request(name: str) -> list[str]:
+        with tracing.span(name):
+            return await group.submit([name])
+
+    waiting = [asyncio.create_task(request("a")), asyncio.create_task(request("b"))]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == ["blocker!"]
+    assert [await w for w in waiting] == [["a!"], ["b!"]]
+
+
+def test_a_batch_is_the_child_of_its_first_wait_and_linked_to_the_others(exporter: InMemorySpanExporter) -> None:
+    gate = asyncio.Event()
+    batches: list[Sequence[str]] = []
+
+    async def write(items: Sequence[str]) -> list[str]:
+        batches.append(items)
+        await gate.wait()
+        return [f"{i}!" for i in items]
+
+    group: GroupCommit[str, str] = GroupCommit(write, max_batch=8, inflight=1, system="postgresql")
+    asyncio.run(_batch_of_two(group, gate))
+    assert batches == [["blocker"], ["a", "b"]]
+    spans = exporter.get_finished_spans()
+    waits = {_parent_name(spans, s): s for s in spans if s.name == "order.batch_wait"}
+    writes = [s for s in spans if s.name == "order.batch_write"]
+    shared = next(w for w in writes if (w.attributes or {})["orderfast.batch.size"] == 2)
+    assert (shared.attributes or {})["db.system.name"] == "postgresql"
+    assert shared.parent is not None and shared.parent.span_id == _ctx(waits["a"]).span_id
+    assert [link.context.span_id for link in shared.links] == [_ctx(waits["b"]).span_id]
+    assert [link.context.span_id for link in waits["b"].links] == [_ctx(shared).span_id]
+    assert _ctx(shared).trace_id == _ctx(waits["a"]).trace_id != _ctx(waits["b"]).trace_id
+
+
+def test_a_batch_follows_its_first_sampled_wait(exporter: InMemorySpanExporter) -> None:
+    gate = asyncio.Event()
+
+    async def write(items: Sequence[str]) -> list[str]:
+        await gate.wait()
+        return [f"{i}!" for i in items]
+
+    group: GroupCommit[str, str] = GroupCommit(write, max_batch=8, inflight=1)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(group.submit(["blocker"]))
+        await asyncio.sleep(0)
+
+        async def unsampled() -> list[str]:  # a client that decided not to sample its trace
+            with tracing.consumer("a", {"traceparent": f"00-{'1' * 32}-{'2' * 16}-00"}, {}):
+                return await group.submit(["a"])
+
+        async def sampled() -> list[str]:
+            with tracing.span("b"):
+                return await group.submit(["b"])
+
+        waiting = [asyncio.create_task(unsampled()), asyncio.create_task(sampled())]
+        await asyncio.sleep(0)
+        gate.set()
+        await first
+        assert [await w for w in waiting] == [["a!"], ["b!"]]
+
+    asyncio.run(scenario())
+    spans = exporter.get_finished_spans()
+    assert not any(s.name == "a" or _ctx(s).trace_id == int("1" * 32, 16) for s in spans), "nothing of a's trace"
+    shared = next(
+        s for s in spans if s.name == "order.batch_write" and (s.attributes or {})["orderfast.batch.size"] == 2
+    )
+    wait_b = next(s for s in spans if s.name == "order.batch_wait" and _parent_name(spans, s) == "b")
+    assert shared.parent is not None and shared.parent.span_id == _ctx(wait_b).span_id
+    assert not shared.links
+
+
+def _parent_name(spans: Sequence[ReadableSpan], span: ReadableSpan) -> str | None:
+    parent = span.parent
+    return None if parent is None else next(s.name for s in spans if _ctx(s).span_id == parent.span_id)

@@ -19,6 +19,7 @@ from orderfast import _core
 from orderfast.http.auth import Principal, TokenVerifier, unauthorized
 from orderfast.http.problems import Problem
 from orderfast.observability import instruments as m
+from orderfast.observability import tracing
 from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits
 from orderfast.services.errors import InvalidCredentials
@@ -162,11 +163,11 @@ class V1Guard:
         peer = scope.get("client")
         ip = client_address(peer[0] if peer else None, forwarded, self.trusted)
         try:
-            if api_key is not None and self.api_keys is not None:
-                try:
-                    principal = Principal(*await self.api_keys.authenticate(api_key))
-                except InvalidCredentials as e:
-                    raise unauthorized(str(e)) from None
+            if tracing.ENABLED:
+                with tracing.span("authenticate", {"orderfast.auth.scheme": _scheme(api_key, self.api_keys)}):
+                    principal = await self._authenticate(authorization, api_key)
+            elif api_key is not None and self.api_keys is not None:
+                principal = await self._api_key(api_key)
             else:
                 principal = self.verifier.verify(authorization)
         except Problem as refused:
@@ -186,6 +187,18 @@ class V1Guard:
             await send(message)
 
         await self.app(scope, receive, send_with_fields)
+
+    async def _authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
+        if api_key is not None and self.api_keys is not None:
+            return await self._api_key(api_key)
+        return self.verifier.verify(authorization)
+
+    async def _api_key(self, api_key: str) -> Principal:
+        assert self.api_keys is not None
+        try:
+            return Principal(*await self.api_keys.authenticate(api_key))
+        except InvalidCredentials as e:
+            raise unauthorized(str(e)) from None
 
     async def _refuse(self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         """Refused credentials still cost the client address its quota, so that guessing tokens
@@ -240,6 +253,10 @@ class V1Guard:
             if d is not None:
                 items.append(f'"{d.policy}";r={min(d.remaining, quota)};t={math.ceil(d.reset)}')
         return ", ".join(items).encode()
+
+
+def _scheme(api_key: str | None, api_keys: ApiKeyService | None) -> str:
+    return "api_key" if api_key is not None and api_keys is not None else "bearer"
 
 
 def _seconds(period: float) -> str:

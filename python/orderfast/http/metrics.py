@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderfast import _core
 from orderfast.observability import instruments as m
+from orderfast.observability import tracing
 from orderfast.observability.logging import REQUEST_ID
 from orderfast.observability.metrics import CONTENT_TYPE, scrape
 
@@ -42,7 +43,9 @@ class RequestObserver:
       in every log line written while the request is handled;
     - RED metrics: requests by method, route template and status class, latency by method and
       route, requests in flight;
-    - with the access log on, one JSON line per request."""
+    - with the access log on, one JSON line per request;
+    - with tracing on, the request's SERVER span (``METHOD /route/{template}``), continuing the
+      client's trace when it sent a ``traceparent``: every span of the request is its child."""
 
     def __init__(self, app: ASGIApp, *, measured: bool, logged: bool) -> None:
         self.app = app
@@ -60,6 +63,7 @@ class RequestObserver:
         status = 500
         if self._measured:
             m.HTTP_IN_FLIGHT.inc()
+        traced = tracing.server(scope, rid) if tracing.ENABLED else None
 
         async def send_observed(message: Message) -> None:
             nonlocal status
@@ -96,6 +100,8 @@ class RequestObserver:
                         }
                     },
                 )
+            if traced is not None:
+                traced.finish(None if route is None else template, status)
             REQUEST_ID.reset(token)
 
 

@@ -9,6 +9,10 @@ acknowledged order is as durable as one written alone.
 
 A batch that raises (as opposed to refusing single orders, which the batch handles itself) is
 retried order by order, so that one bad order fails only its own request.
+
+Traced, each caller's wait is a span (``order.batch_wait``), and each batch one more
+(``order.batch_write``: the transaction and what it sends to the database), the child of its first
+sampled caller's wait, linked to the other sampled waits — and each of those linked back to it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orderfast.observability import instruments as m
+from orderfast.observability import tracing
 
 log = logging.getLogger("orderfast.store")
 
@@ -29,8 +34,14 @@ Out = TypeVar("Out")
 
 class GroupCommit(Generic[In, Out]):
     def __init__(
-        self, run: Callable[[Sequence[In]], Awaitable[list[Out]]], *, max_batch: int = 64, inflight: int = 2
+        self,
+        run: Callable[[Sequence[In]], Awaitable[list[Out]]],
+        *,
+        max_batch: int = 64,
+        inflight: int = 2,
+        system: str | None = None,
     ) -> None:
+        """``system``: the database, as traces name it (``db.system.name``)."""
         if max_batch < 1 or inflight < 1:
             raise ValueError("max_batch and inflight must be at least 1")
         self._run = run
@@ -39,6 +50,8 @@ class GroupCommit(Generic[In, Out]):
         self._inflight = 0
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._traced: dict[asyncio.Future[Out], Any] = {}  # a traced caller's wait span, by its future
+        self._system = system
         self.batches = 0  # counters, for tests and metrics
         self.items = 0
 
@@ -47,10 +60,22 @@ class GroupCommit(Generic[In, Out]):
         started = time.perf_counter()
         futures = [loop.create_future() for _ in items]
         self._pending.extend(zip(items, futures, strict=True))
+        if tracing.ENABLED:
+            return await self._traced_wait(futures, started)
         self._start()
         # A caller that goes away cancels only its own wait: its order stays in the batch that may
         # already be committing (or in the queue), and the outcome is simply not delivered.
         outcomes = [await f for f in futures]
+        m.BATCH_WAIT.observe(time.perf_counter() - started)
+        return outcomes
+
+    async def _traced_wait(self, futures: list[asyncio.Future[Out]], started: float) -> list[Out]:
+        with tracing.span("order.batch_wait"):
+            context = tracing.current()
+            for f in futures:
+                self._traced[f] = context
+            self._start()
+            outcomes = [await f for f in futures]
         m.BATCH_WAIT.observe(time.perf_counter() - started)
         return outcomes
 
@@ -63,12 +88,16 @@ class GroupCommit(Generic[In, Out]):
             task.add_done_callback(self._tasks.discard)
 
     async def _write(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+        waits = [self._traced.pop(f, None) for _, f in batch] if self._traced else None
         try:
             self.batches += 1
             self.items += len(batch)
             m.BATCH_SIZE.observe(len(batch))
             try:
-                outcomes = await self._run([item for item, _ in batch])
+                if waits is not None and tracing.ENABLED:
+                    outcomes = await self._traced_run([item for item, _ in batch], waits)
+                else:
+                    outcomes = await self._run([item for item, _ in batch])
             except Exception as e:
                 if len(batch) == 1:
                     _settle(batch[0][1], error=e)
@@ -85,6 +114,13 @@ class GroupCommit(Generic[In, Out]):
         finally:
             self._inflight -= 1
             self._start()
+
+    async def _traced_run(self, items: list[In], waits: list[Any]) -> list[Out]:
+        attributes: dict[str, Any] = {"orderfast.batch.size": len(items)}
+        if self._system is not None:
+            attributes["db.system.name"] = self._system
+        with tracing.batch("order.batch_write", attributes, waits):
+            return await self._run(items)
 
     async def _write_alone(self, item: In, future: asyncio.Future[Out]) -> None:
         try:

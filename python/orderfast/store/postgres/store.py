@@ -98,7 +98,9 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
-        self.group = GroupCommit(self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size))
+        self.group = GroupCommit(
+            self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size), system="postgresql"
+        )
 
     def _connection(self) -> _Connection:
         return _Connection(self.pool)
