@@ -1,10 +1,15 @@
 """Tracing end to end, in one process, with the OpenTelemetry SDK's in-memory exporter: a create-order
 sent with the client's ``traceparent`` through the app (real PostgreSQL, real Redis for the shared
-rate limits) — one trace from the client to the database; and a real server's workers."""
+rate limits), its outbox envelope, the relay that publishes it and a consumer that handles it — one
+trace from the client to the consumer's queries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,7 +28,9 @@ from orderfast.app import create_app
 from orderfast.config import Settings
 from orderfast.http.auth import mint_token
 from orderfast.observability import tracing
+from orderfast.outbox import example_consumer
 from orderfast.outbox.publisher import RedisStreamsPublisher
+from orderfast.outbox.relay import Relay
 from orderfast.services.catalog import seed_demo
 from orderfast.store.postgres import PostgresStore
 from tests.conftest import JWT_SECRET
@@ -123,8 +130,8 @@ def children(spans: list[ReadableSpan], parent: ReadableSpan) -> list[ReadableSp
     return [s for s in spans if s.parent is not None and parent.context and s.parent.span_id == parent.context.span_id]
 
 
-async def test_a_create_order_is_one_trace_from_the_client_to_the_database(
-    dsn: str, redis_url: str, tmp_path: Path
+async def test_a_create_order_is_one_trace_from_the_client_to_the_consumer(
+    dsn: str, redis_url: str, tmp_path: Path, publisher: RedisStreamsPublisher
 ) -> None:
     exporter = InMemorySpanExporter()
     app = app_for(dsn, tmp_path, exporter, traced=True, ORDERFAST_REDIS_URL=redis_url)
@@ -132,11 +139,12 @@ async def test_a_create_order_is_one_trace_from_the_client_to_the_database(
         assert tracing.ENABLED
         response = await create_order(app, traceparent=TRACEPARENT, tracestate=TRACESTATE)
         assert response.status_code == 201, response.text
+        order_id = response.json()["id"]
         request_spans = list(exporter.get_finished_spans())
 
         # The request: one SERVER span, the child of the client's span, in the client's trace.
         server = one(request_spans, "POST /v1/orders")
-        trace_id, _, parent = hex_ids(server)
+        trace_id, server_id, parent = hex_ids(server)
         assert server.kind is SpanKind.SERVER
         assert (trace_id, parent) == (CLIENT_TRACE, CLIENT_SPAN)
         attributes = dict(server.attributes or {})
@@ -163,6 +171,52 @@ async def test_a_create_order_is_one_trace_from_the_client_to_the_database(
         assert {hex_ids(s)[0] for s in request_spans} == {CLIENT_TRACE}
         assert all(s.status.status_code is not StatusCode.ERROR for s in request_spans)
 
+        # The event stores the request's trace context.
+        envelope = await envelope_of(dsn, order_id)
+        assert envelope["trace"] == {"traceparent": f"00-{CLIENT_TRACE}-{server_id}-01", "tracestate": TRACESTATE}
+
+        # The relay continues it: the PRODUCER span is the request's child; the batch, a trace of
+        # its own, holds the Redis call and the marking, linked both ways to the PRODUCER span.
+        exporter.clear()
+        store = PostgresStore(dsn, min_size=1, max_size=2)
+        await store.open()
+        try:
+            assert await Relay(store, publisher).run_once() == 1
+            relay_spans = list(exporter.get_finished_spans())
+            produced = one(relay_spans, "publish order.created")
+            assert produced.kind is SpanKind.PRODUCER
+            assert hex_ids(produced)[0] == CLIENT_TRACE
+            assert hex_ids(produced)[2] == server_id
+            assert (produced.attributes or {})["orderfast.event.id"] == envelope["id"]
+            batch = one(relay_spans, "outbox.relay")
+            assert batch.parent is None
+            assert hex_ids(batch)[0] != CLIENT_TRACE
+            assert [f"{link.context.span_id:016x}" for link in produced.links] == [hex_ids(batch)[1]]
+            assert [f"{link.context.span_id:016x}" for link in batch.links] == [hex_ids(produced)[1]]
+            batch_calls = {s.attributes.get("db.system") for s in children(relay_spans, batch) if s.attributes}
+            assert batch_calls == {"redis", "postgresql"}, "XADD and the marking, in the batch"
+
+            # The consumer continues it too: its CONSUMER span is the request's child, the
+            # handler's queries (inbox, statistics) are the CONSUMER span's.
+            exporter.clear()
+            client = aioredis.Redis.from_url(redis_url)
+            try:
+                consumer = await example_consumer.build(store.pool, client, prefix=publisher._prefix, name="c1")
+                consumer._block_ms = 10
+                assert await consumer.run_once() == 1
+            finally:
+                await client.aclose()
+            consumer_spans = list(exporter.get_finished_spans())
+            processed = one(consumer_spans, "process order.created")
+            assert processed.kind is SpanKind.CONSUMER
+            assert hex_ids(processed)[0] == CLIENT_TRACE
+            assert hex_ids(processed)[2] == server_id
+            handled = children(consumer_spans, processed)
+            assert any(s.attributes and s.attributes.get("db.system") == "postgresql" for s in handled)
+            assert any(s.attributes and s.attributes.get("db.system") == "redis" for s in handled), "XACK"
+            assert all(hex_ids(s)[0] == CLIENT_TRACE for s in handled)
+        finally:
+            await store.close()
     assert not tracing.ENABLED, "the lifespan's end stops tracing"
 
 
@@ -194,6 +248,13 @@ async def test_without_a_client_trace_the_request_starts_one(dsn: str, tmp_path:
     assert "http.route" not in (unmatched.attributes or {})
     # Background work (the catalog refresh's queries) starts no trace of its own.
     assert all(s.parent is not None or s.kind is SpanKind.SERVER for s in spans)
+    envelope = await envelope_of(dsn, order_id)
+    # (flags: sampled, and — for a trace id this SDK made — random, W3C level 2)
+    assert envelope["trace"]["traceparent"].startswith(f"00-{hex_ids(server)[0]}-{hex_ids(server)[1]}-0")
+    # A change's event stores the trace of the request that made it too.
+    canceled_event = await envelope_of(dsn, order_id, sequence=2)
+    assert canceled_event["type"] == "order.canceled"
+    assert canceled_event["trace"] == {"traceparent": f"00-{CLIENT_TRACE}-{hex_ids(cancel)[1]}-01"}
 
 
 async def test_tracing_off_leaves_no_span_and_no_trace_in_the_envelope(dsn: str, tmp_path: Path) -> None:
@@ -246,3 +307,39 @@ def console_spans(log: str) -> list[dict[str, Any]]:
         span, at = decoder.raw_decode(log, start)
         found.append(span)
     return found
+
+
+async def test_orderfast_relay_continues_the_trace_and_flushes_on_exit(
+    dsn: str, redis_url: str, tmp_path: Path, publisher: RedisStreamsPublisher
+) -> None:
+    """``orderfast relay --once`` as its own process, spans printed by the console exporter."""
+    app = app_for(dsn, tmp_path, InMemorySpanExporter(), traced=True)
+    async with app.router.lifespan_context(app):
+        response = await create_order(app, traceparent=TRACEPARENT)
+        assert response.status_code == 201
+    envelope = await envelope_of(dsn, response.json()["id"])
+    server_span = envelope["trace"]["traceparent"].split("-")[2]
+    env = {
+        **os.environ,
+        "ORDERFAST_DATABASE_URL": dsn,
+        "ORDERFAST_REDIS_URL": redis_url,
+        "ORDERFAST_STREAM_PREFIX": publisher._prefix,
+        "ORDERFAST_METRICS": "false",
+        "ORDERFAST_TRACING": "true",
+        "OTEL_TRACES_EXPORTER": "console",
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "orderfast", "relay", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    spans = console_spans(done.stdout)
+    [produced] = [s for s in spans if s["name"] == "publish order.created"]
+    assert produced["kind"] == "SpanKind.PRODUCER"
+    assert (produced["context"]["trace_id"], produced["parent_id"]) == (f"0x{CLIENT_TRACE}", f"0x{server_span}")
+    assert any(s["name"] == "outbox.relay" for s in spans)

@@ -20,10 +20,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from orderfast.config import ConfigError, Settings
+from orderfast.domain.events import order_created
 from orderfast.observability import tracing
 from orderfast.observability.logging import JsonFormatter
 from orderfast.store.group_commit import GroupCommit
 from tests.conftest import JWT_SECRET
+from tests.store.test_contract import new_order
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,6 +139,16 @@ def test_an_exporter_this_build_cannot_use_is_refused(monkeypatch: pytest.Monkey
         check_tracing(settings)
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL")
     check_tracing(settings)
+
+
+def test_the_envelope_has_a_trace_only_when_given_one() -> None:
+    order = new_order().order
+    plain = order_created("e-1", order)
+    assert list(plain.envelope) == ["id", "type", "aggregate_id", "sequence", "occurred_at", "version", "data"]
+    trace = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
+    traced = order_created("e-1", order, trace=trace)
+    assert list(traced.envelope) == [*plain.envelope, "trace"]
+    assert orjson.loads(orjson.dumps(traced.envelope))["trace"] == trace
 
 
 def test_a_span_is_current_inside_and_a_failure_names_its_type_only(exporter: InMemorySpanExporter) -> None:

@@ -25,9 +25,12 @@ class OutboxEvent:
     envelope: dict[str, Any]
 
 
-def order_created(event_id: str, order: Order, document: Any = None) -> OutboxEvent:
+def order_created(
+    event_id: str, order: Order, document: Any = None, trace: dict[str, str] | None = None
+) -> OutboxEvent:
     """``document`` is the order's already-built representation when the caller has it (a dict,
-    or an ``orjson.Fragment`` of its JSON bytes)."""
+    or an ``orjson.Fragment`` of its JSON bytes); ``trace`` the W3C trace context of the request
+    that made the event (``traceparent``, ``tracestate``), when it was traced."""
     envelope = {
         "id": event_id,
         "type": "order.created",
@@ -37,6 +40,8 @@ def order_created(event_id: str, order: Order, document: Any = None) -> OutboxEv
         "version": EVENT_VERSION,
         "data": document if document is not None else orjson.Fragment(order_json(order)),
     }
+    if trace:
+        envelope["trace"] = trace
     return OutboxEvent(
         id=event_id,
         type="order.created",
@@ -48,9 +53,11 @@ def order_created(event_id: str, order: Order, document: Any = None) -> OutboxEv
     )
 
 
-def transition_event(event_id: str, transition: Transition, occurred_at: datetime) -> OutboxEvent:
+def transition_event(
+    event_id: str, transition: Transition, occurred_at: datetime, trace: dict[str, str] | None = None
+) -> OutboxEvent:
     """The event of a state change: ``data`` is the order after it, plus ``change`` with the
-    transition's details (reason, amount, …)."""
+    transition's details (reason, amount, …); ``trace`` as for :func:`order_created`."""
     order = transition.order
     data = orjson.Fragment(order_json(order, orjson.dumps(transition.event_data)))
     envelope = {
@@ -62,6 +69,8 @@ def transition_event(event_id: str, transition: Transition, occurred_at: datetim
         "version": EVENT_VERSION,
         "data": data,
     }
+    if trace:
+        envelope["trace"] = trace
     return OutboxEvent(
         id=event_id,
         type=transition.event_type,

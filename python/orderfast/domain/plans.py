@@ -126,8 +126,11 @@ def stock_moves(order: Order, effect: StockEffect) -> tuple[StockMove, ...]:
     )
 
 
-def plan_change(order: Order, change: Change, *, at: datetime, new_id: Callable[[], str]) -> TransitionPlan:
-    """The writes of ``change`` to ``order``; ``new_id`` gives the event's and the refund's ids."""
+def plan_change(
+    order: Order, change: Change, *, at: datetime, new_id: Callable[[], str], trace: dict[str, str] | None = None
+) -> TransitionPlan:
+    """The writes of ``change`` to ``order``; ``new_id`` gives the event's and the refund's ids,
+    ``trace`` the trace context its event stores (see ``events.order_created``)."""
     after = order
     moves: tuple[StockMove, ...] = ()
     event = refund = None
@@ -139,7 +142,7 @@ def plan_change(order: Order, change: Change, *, at: datetime, new_id: Callable[
         # A cancel gives back all the unpaid order held: its stock and its coupon's redemption.
         if t.stock is StockEffect.RELEASE:
             coupon_release = order.coupon
-        event = transition_event(new_id(), t, at)
+        event = transition_event(new_id(), t, at, trace)
         if after.refunded > order.refunded:
             refund = RefundRecord(new_id(), order.id, after.refunded - order.refunded)
     if change.review is not None:

@@ -5,6 +5,10 @@ doing its work and acknowledging it). Effects become exactly once with an **inbo
 is recorded in the same database transaction as the handler's effects, so a redelivered event
 finds its id already there and changes nothing. Entries a dead consumer left pending are
 reclaimed with ``XAUTOCLAIM`` after ``reclaim_idle_ms``.
+
+Traced (``orderfast.observability.tracing.start()`` in the consumer's process), handling an event
+is a CONSUMER span (``process order.created``) in the trace of the request that made the event —
+the child of the context its envelope's ``trace`` stores — so the consumer's queries join it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import orjson
 import redis.asyncio as redis
 
+from orderfast.observability import tracing
 from orderfast.store.postgres.inbox import PostgresInbox
 
 __all__ = ["PostgresInbox", "StreamConsumer"]
@@ -72,8 +77,28 @@ class StreamConsumer:
             entries = response[0][1] if response else []
         for entry_id, fields in entries:
             envelope = orjson.loads(fields[b"envelope"] if b"envelope" in fields else fields["envelope"])
-            await self._handle(envelope)
-            # Acknowledged only after the effects committed: a crash here means a redelivery,
-            # which the inbox turns into a no-op.
-            await self._redis.xack(self._stream, self._group, entry_id)
+            if tracing.ENABLED:
+                with tracing.consumer(
+                    f"process {envelope.get('type')}", envelope.get("trace"), self._attributes(entry_id, envelope)
+                ):
+                    await self._process(entry_id, envelope)
+            else:
+                await self._process(entry_id, envelope)
         return len(entries)
+
+    async def _process(self, entry_id: Any, envelope: dict[str, Any]) -> None:
+        await self._handle(envelope)
+        # Acknowledged only after the effects committed: a crash here means a redelivery,
+        # which the inbox turns into a no-op.
+        await self._redis.xack(self._stream, self._group, entry_id)
+
+    def _attributes(self, entry_id: Any, envelope: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messaging.system": "redis",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": self._stream,
+            "messaging.consumer.group.name": self._group,
+            "messaging.message.id": entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
+            "orderfast.event.id": str(envelope.get("id")),
+            "orderfast.consumer": self._name,
+        }

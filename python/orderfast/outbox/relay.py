@@ -5,6 +5,10 @@ earliest unpublished event of each order is ever claimable, so one order's event
 reordered (a dead event holds its order's later events back until an operator replays it).
 Failures are retried with exponential backoff and full jitter; after ``max_attempts`` an event
 is dead (``orderfast outbox dead`` / ``orderfast outbox replay ID``).
+
+Traced, each batch is a span of its own trace (``outbox.relay``: the XADDs and the marking), and
+each event a PRODUCER span (``publish order.created``) in the trace of the request that made it —
+the child of the context its envelope's ``trace`` stores — linked to the batch and back.
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from orderfast.observability import instruments as metrics
+from orderfast.observability import tracing
 from orderfast.outbox.publisher import Publisher
-from orderfast.store.base import OutboxStore
+from orderfast.store.base import OutboxMessage, OutboxStore
 
 log = logging.getLogger("orderfast.relay")
 
@@ -68,9 +76,22 @@ class Relay:
         messages = await self._store.claim_outbox(self._s.batch, self._s.lease_seconds)
         if not messages:
             return 0
+        if tracing.ENABLED:
+            with tracing.span("outbox.relay", {"messaging.batch.message_count": len(messages)}):
+                await self._relay(messages)
+        else:
+            await self._relay(messages)
+        return len(messages)
+
+    async def _relay(self, messages: list[OutboxMessage]) -> None:
+        """Publishes a claimed batch and marks it."""
         started = time.perf_counter()
         try:
-            results: list[str | Exception] = await self._publisher.publish(messages)
+            results: list[str | Exception]
+            if tracing.ENABLED:
+                results = await self._publish_traced(messages)
+            else:
+                results = await self._publisher.publish(messages)
         except asyncio.CancelledError:
             # Stopped mid-batch: give the claims back now (the next relay republishes them — at
             # least once) rather than leaving them leased for lease_seconds.
@@ -93,7 +114,34 @@ class Relay:
                 self._s.max_attempts,
                 [backoff(m.attempts, self._s, self._rng) for m, _ in failed],
             )
-        return len(messages)
+
+    async def _publish_traced(self, messages: list[OutboxMessage]) -> list[str | Exception]:
+        spans = [
+            tracing.producer(
+                f"publish {m.event_type}",
+                _trace(m.envelope),
+                {
+                    "messaging.system": "redis",
+                    "messaging.operation.type": "send",
+                    "orderfast.event.id": m.event_id,
+                    "orderfast.event.type": m.event_type,
+                    "orderfast.aggregate_id": m.aggregate_id,
+                },
+            )
+            for m in messages
+        ]
+        try:
+            results = await self._publisher.publish(messages)
+        except BaseException as e:
+            for span in spans:
+                tracing.end(span, e)
+            raise
+        for span, result in zip(spans, results, strict=True):
+            if isinstance(result, Exception):
+                tracing.end(span, result)
+            else:
+                tracing.end(span, attributes={"messaging.message.id": result})
+        return results
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
         """Batches until ``stop`` is set; the batch in hand is finished first (see ``stop``)."""
@@ -144,3 +192,14 @@ async def outbox_gauges_forever(store: OutboxStore, interval: float = GAUGE_INTE
         except Exception:  # the database is away: the gauges keep their last values
             log.debug("outbox gauges not refreshed", exc_info=True)
         await asyncio.sleep(interval)
+
+
+def _trace(envelope: str) -> Any:
+    """The trace context an envelope stores (``trace``), if any."""
+    if '"trace"' not in envelope:
+        return None
+    try:
+        trace = orjson.loads(envelope).get("trace")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return trace if isinstance(trace, dict) else None

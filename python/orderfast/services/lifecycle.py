@@ -13,6 +13,7 @@ from orderfast.domain import lifecycle
 from orderfast.domain.orders import CancelReason, Order, OrderStatus, to_ms
 from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan, plan_change
 from orderfast.observability import instruments as m
+from orderfast.observability import tracing
 from orderfast.services.errors import InvalidInputError, InvalidStateError, NotFoundError
 from orderfast.services.payments import PaymentNotice
 from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, Store
@@ -46,7 +47,9 @@ class LifecycleService:
         at this service's time and with fresh ids."""
 
         def plan(order: Order) -> TransitionPlan:
-            return plan_change(order, decide(order), at=to_ms(self._clock()), new_id=_core.new_order_id)
+            # The event stores the trace context of the request that changed the order (the sweep has none).
+            trace = tracing.carrier() if tracing.ENABLED else None
+            return plan_change(order, decide(order), at=to_ms(self._clock()), new_id=_core.new_order_id, trace=trace)
 
         return plan
 

@@ -123,12 +123,15 @@ class OrderService:
             if tracing.ENABLED:
                 with tracing.span("order.render"):
                     response = priced.order_json(order.id, order.status.value, customer_id, created_at)
+                # The event carries the request's trace context: the relay and consumers continue it.
+                trace = tracing.carrier()
             else:
                 response = priced.order_json(order.id, order.status.value, customer_id, created_at)
+                trace = None
             new = NewOrder(
                 order=order,
                 # The response bytes are the event's data as they are: no second serialisation.
-                event=order_created(_core.new_order_id(), order, orjson.Fragment(response)),
+                event=order_created(_core.new_order_id(), order, orjson.Fragment(response), trace),
                 idempotency=IdempotencyRecord(customer_id, key, fingerprint, CREATED, response, order.id),
             )
             (outcome,) = await self._store.create_orders([new])
