@@ -200,6 +200,27 @@ def _ctx(span: ReadableSpan):  # type: ignore[no-untyped-def]
     return span.context
 
 
+def test_beneath_a_request_not_sampled_nothing_is_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    exporter = InMemorySpanExporter()
+    with tracing.started(exporter):
+        scope = {"type": "http", "method": "GET", "path": "/v1/orders", "headers": []}
+        server = tracing.server(scope, "r-1")
+        assert server is not None
+        with tracing.span("step") as step:
+            assert not step.is_recording()
+            assert not is_instrumentation_enabled(), "queries beneath are not instrumented"
+            stored = tracing.carrier()
+        server.finish("/v1/orders", 200)
+        assert is_instrumentation_enabled()
+    assert exporter.get_finished_spans() == ()
+    assert stored is not None
+    assert int(stored["traceparent"][-2:], 16) & 1 == 0, "not sampled: the decision travels with the event"
+
+
 def test_client_calls_outside_any_span_start_no_trace(exporter: InMemorySpanExporter) -> None:
     tracer = tracing._get().tracer
     tracer.start_span("SELECT", kind=SpanKind.CLIENT).end()  # a background query: dropped
