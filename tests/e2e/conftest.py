@@ -9,14 +9,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from orderfast.http.auth import mint_token
+from orderfast.services.payments import sign
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET
 
 STARTUP_TIMEOUT = 30.0
@@ -152,3 +155,50 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def order_body(*items: tuple[str, int], currency: str = "USD", **extra: Any) -> dict[str, Any]:
     return {"currency": currency, "items": [{"sku": s, "quantity": q} for s, q in items], **extra}
+
+
+def webhook(
+    server: Server, payload: dict[str, Any], *, secret: str = WEBHOOK_SECRET, skew: int = 0, header: str | None = None
+) -> httpx.Response:
+    body = orjson.dumps(payload)
+    signature = header if header is not None else sign(secret, int(time.time()) + skew, body)
+    with httpx.Client(base_url=server.base_url) as c:
+        return c.post(
+            "/v1/payments/webhook",
+            content=body,
+            headers={"content-type": "application/json", "orderfast-signature": signature},
+        )
+
+
+def payment(
+    order: dict[str, Any], status: str = "succeeded", amount: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": f"evt-{uuid.uuid4().hex}",
+        "order_id": order["id"],
+        "status": status,
+        "amount": amount or order["total"],
+        "currency": order["currency"],
+        **extra,
+    }
+
+
+def business_traffic(server: Server, tag: str) -> None:
+    """What the business metrics count, once each: two orders (one replayed, one key reused), an
+    out-of-stock refusal, a cancellation, a signed payment and a refund (the metrics and dashboard
+    tests drive a server with it)."""
+    with server.client(f"{tag}-{uuid.uuid4().hex[:8]}") as c:
+        body = order_body(("SKU-1", 1))
+        first = c.post("/v1/orders", json=body, headers={"idempotency-key": f"{tag}-1"})
+        assert first.status_code == 201, first.text
+        assert c.post("/v1/orders", json=body, headers={"idempotency-key": f"{tag}-1"}).status_code == 201
+        reused = c.post("/v1/orders", json=order_body(("SKU-1", 2)), headers={"idempotency-key": f"{tag}-1"})
+        assert reused.status_code == 422
+        short = c.post("/v1/orders", json=order_body(("SKU-2", 10_000)), headers={"idempotency-key": f"{tag}-2"})
+        assert short.status_code == 409
+        second = c.post("/v1/orders", json=body, headers={"idempotency-key": f"{tag}-3"}).json()
+        assert c.post(f"/v1/orders/{second['id']}/cancel").status_code == 200
+    paid = first.json()
+    assert webhook(server, payment(paid)).status_code == 200
+    with server.client("ops", "admin") as admin:
+        assert admin.post(f"/v1/orders/{paid['id']}/refunds", json={"amount": "10.00"}).status_code == 200

@@ -9,9 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from orderfast.services.payments import sign
-from tests.conftest import WEBHOOK_SECRET
-from tests.e2e.conftest import Server, order_body
+from tests.e2e.conftest import Server, order_body, payment, webhook
 from tests.e2e.test_orders import assert_problem, new_sku, post
 
 
@@ -25,32 +23,6 @@ def create(server: Server, customer: str, sku: str, qty: int = 2) -> dict[str, A
 def stock(server: Server, sku: str) -> int:
     with server.client("auditor") as c:
         return int(c.get(f"/v1/products/{sku}").json()["stock"])
-
-
-def webhook(
-    server: Server, payload: dict[str, Any], *, secret: str = WEBHOOK_SECRET, skew: int = 0, header: str | None = None
-) -> httpx.Response:
-    body = orjson.dumps(payload)
-    signature = header if header is not None else sign(secret, int(time.time()) + skew, body)
-    with httpx.Client(base_url=server.base_url) as c:
-        return c.post(
-            "/v1/payments/webhook",
-            content=body,
-            headers={"content-type": "application/json", "orderfast-signature": signature},
-        )
-
-
-def payment(
-    order: dict[str, Any], status: str = "succeeded", amount: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "event_id": f"evt-{uuid.uuid4().hex}",
-        "order_id": order["id"],
-        "status": status,
-        "amount": amount or order["total"],
-        "currency": order["currency"],
-        **extra,
-    }
 
 
 def test_owner_cancels_and_stock_comes_back(server: Server) -> None:

@@ -14,9 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orderfast.services.payments import sign
-from tests.conftest import WEBHOOK_SECRET
-from tests.e2e.conftest import Server, free_port, order_body, running, start_server
+from tests.e2e.conftest import Server, business_traffic, free_port, running, start_server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -104,33 +102,7 @@ def test_requests_are_labelled_by_route_template_and_status_class(server: Server
 def test_business_counters_count_what_happened(server: Server) -> None:
     url = f"{server.base_url}/metrics"
     start = scrape(url)
-    with server.client("metrics-shop") as c:
-        body = order_body(("SKU-1", 1))
-        first = c.post("/v1/orders", json=body, headers={"idempotency-key": "m-1"})
-        assert first.status_code == 201
-        assert c.post("/v1/orders", json=body, headers={"idempotency-key": "m-1"}).status_code == 201
-        assert (
-            c.post("/v1/orders", json=order_body(("SKU-1", 2)), headers={"idempotency-key": "m-1"}).status_code == 422
-        )
-        assert (
-            c.post("/v1/orders", json=order_body(("SKU-2", 10_000)), headers={"idempotency-key": "m-2"}).status_code
-            == 409
-        )
-        second = c.post("/v1/orders", json=body, headers={"idempotency-key": "m-3"}).json()
-        assert c.post(f"/v1/orders/{second['id']}/cancel").status_code == 200
-    paid = first.json()
-    notice = {
-        "event_id": f"m-{uuid.uuid4()}",
-        "order_id": paid["id"],
-        "status": "succeeded",
-        "amount": "99.50",
-        "currency": "USD",
-    }
-    raw = httpx.Request("POST", "/", json=notice).content
-    headers = {"orderfast-signature": sign(WEBHOOK_SECRET, int(time.time()), raw), "content-type": "application/json"}
-    assert httpx.post(f"{server.base_url}/v1/payments/webhook", content=raw, headers=headers).status_code == 200
-    with server.client("ops", "admin") as admin:
-        assert admin.post(f"/v1/orders/{paid['id']}/refunds", json={"amount": "10.00"}).status_code == 200
+    business_traffic(server, "metrics")
 
     expected = {
         ("orderfast_orders_created_total", (("currency", "USD"),)): 2,

@@ -26,9 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orderfast.observability import instruments
 from orderfast.observability.metrics import Counter, Gauge, Histogram
-from orderfast.services.payments import sign
-from tests.conftest import WEBHOOK_SECRET, unavailable
-from tests.e2e.conftest import Server, order_body, start_server
+from tests.conftest import unavailable
+from tests.e2e.conftest import Server, business_traffic, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "k8s" / "monitoring" / "grafana-dashboard.json"
@@ -353,35 +352,13 @@ def server(
 
 
 def drive(server: Server) -> None:
-    """What the panels count, once each (as tests/e2e/test_metrics.py does)."""
+    """What the panels count, once each (as tests/e2e/test_metrics.py does), and a 429."""
+    business_traffic(server, "dashboard")
     with server.client(f"dashboard-{uuid.uuid4().hex[:8]}") as c:
-        body = order_body(("SKU-1", 1))
-        first = c.post("/v1/orders", json=body, headers={"idempotency-key": "d-1"})
-        assert first.status_code == 201, first.text
-        assert c.post("/v1/orders", json=body, headers={"idempotency-key": "d-1"}).status_code == 201  # replay
-        reused = c.post("/v1/orders", json=order_body(("SKU-1", 2)), headers={"idempotency-key": "d-1"})
-        assert reused.status_code == 422
-        out_of_stock = c.post("/v1/orders", json=order_body(("SKU-2", 10_000)), headers={"idempotency-key": "d-2"})
-        assert out_of_stock.status_code == 409
-        second = c.post("/v1/orders", json=body, headers={"idempotency-key": "d-3"}).json()
-        assert c.post(f"/v1/orders/{second['id']}/cancel").status_code == 200
         # The `dashboard` policy allows one lookup an hour: the next is refused (two workers, one
         # quota on Redis; a few tries in case a worker's own bucket is the one asked).
         statuses = [c.get(f"/v1/orders/{uuid.uuid4()}").status_code for _ in range(4)]
         assert 429 in statuses, statuses
-    paid = first.json()
-    notice = {
-        "event_id": f"d-{uuid.uuid4()}",
-        "order_id": paid["id"],
-        "status": "succeeded",
-        "amount": "99.50",
-        "currency": "USD",
-    }
-    raw = httpx.Request("POST", "/", json=notice).content
-    headers = {"orderfast-signature": sign(WEBHOOK_SECRET, int(time.time()), raw), "content-type": "application/json"}
-    assert httpx.post(f"{server.base_url}/v1/payments/webhook", content=raw, headers=headers).status_code == 200
-    with server.client("ops", "admin") as admin:
-        assert admin.post(f"/v1/orders/{paid['id']}/refunds", json={"amount": "10.00"}).status_code == 200
 
 
 def test_every_series_label_and_value_a_query_names_is_in_a_running_servers_scrape(server: Server) -> None:
