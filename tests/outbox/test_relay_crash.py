@@ -43,6 +43,24 @@ def _relay_env(dsn: str, redis_url: str, prefix: str, tmp_path: Path) -> dict[st
     }
 
 
+def _run_until_published(
+    relay_cmd: list[str], env: dict[str, str], client: redis.Redis, stream: str, event_ids: list[str], *, seconds: float
+) -> list[str]:
+    """Runs a relay until every event is in the stream (polled, bounded), stops it with SIGTERM;
+    the event ids the stream holds, duplicates included."""
+    relay = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            published = [fields["event_id"] for _, fields in client.xrange(stream)]
+            if set(published) >= set(event_ids) or time.monotonic() > deadline:
+                return published
+            time.sleep(0.05)
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        relay.wait(timeout=15)
+
+
 def test_killed_relay_loses_nothing(pg_database_factory: Callable[[], str], redis_url: str, tmp_path: Path) -> None:
     dsn = pg_database_factory()
     prefix = f"crash:{uuid.uuid4().hex[:8]}:"
@@ -62,17 +80,7 @@ def test_killed_relay_loses_nothing(pg_database_factory: Callable[[], str], redi
         published_before = client.xlen(stream)
         assert 0 < published_before < len(event_ids), "killed mid-stream"
         # Restart: whatever the dead relay had leased becomes claimable when its lease ends.
-        restarted = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                published = [fields["event_id"] for _, fields in client.xrange(stream)]
-                if set(published) >= set(event_ids):
-                    break
-                time.sleep(0.05)
-        finally:
-            restarted.send_signal(signal.SIGINT)
-            restarted.wait(timeout=15)
+        published = _run_until_published(relay_cmd, env, client, stream, event_ids, seconds=60)
         assert set(published) == set(event_ids), "every event published at least once"
         assert len(published) - len(set(published)) <= 10, "at most the one claimed batch is published twice"
     finally:
@@ -103,17 +111,7 @@ def test_sigterm_stops_the_relay_cleanly_mid_stream(
         assert relay.returncode == 0, out
         assert "relay: SIGTERM" in out and "relay: stopped" in out and "Traceback" not in out, out
         assert client.xlen(stream) < len(event_ids), "stopped mid-stream"
-        successor = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                published = [fields["event_id"] for _, fields in client.xrange(stream)]
-                if set(published) >= set(event_ids):
-                    break
-                time.sleep(0.05)
-        finally:
-            successor.send_signal(signal.SIGTERM)
-            successor.wait(timeout=15)
+        published = _run_until_published(relay_cmd, env, client, stream, event_ids, seconds=30)
         assert set(published) == set(event_ids), "every event published"
         assert len(published) == len(set(published)), "a clean stop publishes nothing twice"
     finally:
