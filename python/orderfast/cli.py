@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import math
 import os
 import shutil
@@ -19,9 +20,12 @@ from pathlib import Path
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
 from orderfast.http.auth import mint_token
+from orderfast.observability.logging import configure as configure_logging
 from orderfast.outbox.relay import Relay, RelaySettings
 from orderfast.services.catalog import seed_demo
 from orderfast.store.base import Store, StoreError
+
+relay_log = logging.getLogger("orderfast.relay")
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -267,7 +271,7 @@ def _sweep(settings: Settings, args: argparse.Namespace) -> None:
         async with bootstrap.opened_store(settings) as store:
             service = LifecycleService(store, payment_timeout=settings.payment_timeout)
             while True:
-                print(f"expired {await service.sweep()} unpaid orders", flush=True)
+                logging.getLogger("orderfast.sweep").info("expired %d unpaid orders", await service.sweep())
                 if not args.forever:
                     return
                 await asyncio.sleep(interval)
@@ -284,7 +288,7 @@ async def _until_signalled(relay: Relay, grace: float) -> None:
     task = asyncio.create_task(relay.run_forever())
 
     def stop(signame: str) -> None:
-        print(f"relay: {signame}, finishing the batch in hand", flush=True)
+        relay_log.info("%s: finishing the batch in hand, then stopping", signame)
         relay.stop()
         loop.call_later(grace, task.cancel)
 
@@ -293,9 +297,9 @@ async def _until_signalled(relay: Relay, grace: float) -> None:
     try:
         await task
     except asyncio.CancelledError:
-        print("relay: stopped mid-batch, its events released for the next relay", flush=True)
+        relay_log.info("stopped mid-batch; its events are released for the next relay")
         return
-    print("relay: stopped", flush=True)
+    relay_log.info("stopped")
 
 
 def _relay_metrics(settings: Settings, store: Store) -> list[asyncio.Task[None]]:
@@ -327,7 +331,7 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
             background = _relay_metrics(settings, store)
             # On PostgreSQL, a commit of outbox rows wakes the relay at once (LISTEN/NOTIFY).
             stop_listening = await store.listen_outbox(relay.wake.set)
-            print(f"relay: publishing {store.kind} outbox to Redis Streams", flush=True)
+            relay_log.info("publishing the %s outbox to Redis Streams", store.kind)
             try:
                 if args.once:
                     while await relay.run_once() == args.batch:
@@ -550,7 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](Settings.from_env(), args)
+        settings = Settings.from_env()
+        # Every command logs as the server does: one JSON object per line on stderr (what a command
+        # prints for its user stays plain text on stdout).
+        configure_logging(settings.log_level)
+        COMMANDS[args.command](settings, args)
     except ConfigError as e:
         print(f"orderfast: configuration error: {e}", file=sys.stderr)
         return 2

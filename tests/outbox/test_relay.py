@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 import orjson
@@ -18,6 +19,7 @@ from tests.conftest import planned
 from tests.store.test_contract import new_order, put
 
 pytestmark = pytest.mark.anyio
+RELAY_LOGGER = "orderfast.relay"
 
 
 async def stream(redis_url: str, pub: RedisStreamsPublisher) -> list[dict[str, str]]:
@@ -77,8 +79,17 @@ async def test_failures_back_off_then_dead_letter_then_replay(
     (order_id,) = await orders_with_events(store, 1)
     broken = BrokenPublisher()
     relay = Relay(store, broken, RelaySettings(max_attempts=3, base_delay=0, max_delay=0))
-    for _ in range(3):
-        assert await relay.run_once() == 1, "only the order's first event is claimable"
+    said: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = said.append  # type: ignore[method-assign]
+    logging.getLogger(RELAY_LOGGER).addHandler(handler)
+    try:
+        for _ in range(3):
+            assert await relay.run_once() == 1, "only the order's first event is claimable"
+    finally:
+        logging.getLogger(RELAY_LOGGER).removeHandler(handler)
+    (dead_line,) = said  # the third failure, and only it, makes the event dead: said once
+    assert "is dead after 3 attempts" in dead_line.getMessage()
     assert await relay.run_once() == 0
     assert await dead_count(store) == 1
     (dead,) = await store.dead_events(10)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import redis
 
 from orderfast.store.postgres import PostgresStore
@@ -109,7 +110,11 @@ def test_sigterm_stops_the_relay_cleanly_mid_stream(
         relay.send_signal(signal.SIGTERM)
         out, _ = relay.communicate(timeout=10)
         assert relay.returncode == 0, out
-        assert "relay: SIGTERM" in out and "relay: stopped" in out and "Traceback" not in out, out
+        # It logs as the server does: one JSON object per line.
+        lines = [orjson.loads(line) for line in out.splitlines() if line.strip()]
+        said = [e["msg"] for e in lines if e["logger"] == "orderfast.relay"]
+        assert said[0].startswith("publishing the postgres outbox"), said
+        assert any(m.startswith("SIGTERM: finishing") for m in said) and said[-1] == "stopped", said
         assert client.xlen(stream) < len(event_ids), "stopped mid-stream"
         published = _run_until_published(relay_cmd, env, client, stream, event_ids, seconds=30)
         assert set(published) == set(event_ids), "every event published"

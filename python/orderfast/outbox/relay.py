@@ -114,6 +114,21 @@ class Relay:
                 self._s.max_attempts,
                 [backoff(m.attempts, self._s, self._rng) for m, _ in failed],
             )
+            for m, error in failed:
+                if m.attempts + 1 >= self._s.max_attempts:  # what mark_failed has just made dead
+                    log.error(
+                        "event %s is dead after %d attempts (`orderfast outbox replay %s` queues it again)",
+                        m.event_id,
+                        m.attempts + 1,
+                        m.event_id,
+                        extra={
+                            "fields": {
+                                "event_id": m.event_id,
+                                "aggregate_id": m.aggregate_id,
+                                "error": type(error).__name__,
+                            }
+                        },
+                    )
 
     async def _publish_traced(self, messages: list[OutboxMessage]) -> list[str | Exception]:
         spans = [
