@@ -384,7 +384,8 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> None:
             found = await reconcile(store, publisher, republish=args.republish)
         for d in found:
             print(f"{d.kind}\t{d.subject}\t{d.detail}")
-        print(f"{len(found)} discrepancies" + (" (lost events queued again)" if args.republish else ""))
+        requeued = sum(d.kind == "lost_in_broker" for d in found) if args.republish else 0
+        print(f"{len(found)} discrepancies" + (f" ({requeued} lost events queued again)" if requeued else ""))
         return 1 if found else 0
 
     code = asyncio.run(run())

@@ -182,3 +182,10 @@ def test_migrate_check_applies_nothing_and_says_whether_migrations_are_pending(t
     done = orderfast(tmp_path, "migrate", "--check")
     assert (done.returncode, done.stdout.strip()) == (0, "sqlite: schema up to date")
     assert orderfast(tmp_path, "migrate", "--check", "--seed-demo").returncode == 2
+
+
+def test_reconcile_republish_says_what_it_queued(tmp_path: Path, redis_url: str) -> None:
+    assert orderfast(tmp_path, "migrate").returncode == 0
+    done = orderfast(tmp_path, "reconcile", "--republish", ORDERFAST_REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0 discrepancies", "nothing was lost, so nothing is said to be queued"
