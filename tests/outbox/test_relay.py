@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Sequence
 
 import orjson
@@ -12,7 +13,7 @@ import redis.asyncio as aioredis
 
 from orderfast.domain import lifecycle
 from orderfast.domain.orders import CancelReason
-from orderfast.outbox.publisher import RedisStreamsPublisher
+from orderfast.outbox.publisher import BrokerUnavailable, RedisStreamsPublisher
 from orderfast.outbox.relay import Relay, RelaySettings, backoff, dead_count, lag_seconds
 from orderfast.store.base import Change, OutboxMessage, Store
 from tests.conftest import planned
@@ -199,3 +200,53 @@ async def test_stop_finishes_the_batch_in_hand_then_returns(
     relay.stop()
     await asyncio.wait_for(task, timeout=5)  # returns at once, not after the hour-long poll
     assert {e["aggregate_id"] for e in await stream(redis_url, publisher)} == set(ids)
+
+
+class FlakyBroker:
+    """A broker that is away for its first ``down`` batches, then takes everything."""
+
+    def __init__(self, publisher: RedisStreamsPublisher, down: int) -> None:
+        self.publisher = publisher
+        self.down = down
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
+        if self.down:
+            self.down -= 1
+            raise BrokerUnavailable("connection refused")
+        return await self.publisher.publish(messages)
+
+    async def close(self) -> None: ...
+
+
+async def test_a_broker_outage_dead_letters_nothing_and_the_backlog_goes_out_when_it_returns(
+    store: Store, publisher: RedisStreamsPublisher, redis_url: str
+) -> None:
+    ids = await orders_with_events(store, 2)
+    # Far more failed tries than max_attempts: an outage is not the events' fault.
+    relay = Relay(store, FlakyBroker(publisher, down=5), RelaySettings(max_attempts=2, lease_seconds=3600))
+    for tries in range(1, 6):
+        assert await relay.run_once() == 2, "the events are released at once, not left leased"
+        assert relay.outage_tries == tries
+    assert await dead_count(store) == 0 and (await store.outbox_stats()).pending == 4
+    assert 0 < relay.outage_delay <= 2.0, "retries stay close together: the backlog drains soon after"
+    while await relay.run_once():
+        pass
+    assert relay.outage_tries == 0, "the outage is over once the broker takes a batch"
+    published = [(e["aggregate_id"], e["sequence"]) for e in await stream(redis_url, publisher)]
+    assert sorted(published) == sorted((i, s) for i in ids for s in ("1", "2"))
+
+
+async def test_an_unreachable_redis_is_an_outage_not_a_poison_event(store: Store) -> None:
+    await orders_with_events(store, 1)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        unused_port = s.getsockname()[1]
+    away = RedisStreamsPublisher.from_url(f"redis://127.0.0.1:{unused_port}/0", maxlen=1000, prefix="away:")
+    try:
+        relay = Relay(store, away, RelaySettings(max_attempts=1))
+        assert await relay.run_once() == 1
+    finally:
+        await away.close()
+    assert relay.outage_tries == 1 and await dead_count(store) == 0
+    (claimed,) = await store.claim_outbox(10, 60)
+    assert claimed.attempts == 0, "no attempt was counted against the event"

@@ -11,6 +11,16 @@ import redis.asyncio as redis
 from orderfast.store.base import OutboxMessage
 
 
+class BrokerUnavailable(Exception):
+    """The broker could not be reached (or the connection died): no fault of the event. A publisher
+    raises it for a whole batch, or returns it for the messages it could not send; the relay puts
+    those back unharmed — an outage never counts toward dead-lettering."""
+
+
+# What "the broker is away" looks like from redis-py: the connection, not the command, failed.
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
 class Publisher(Protocol):
     async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
         """Publishes each message; per message, the broker's reference once it acknowledged the
@@ -60,8 +70,18 @@ class RedisStreamsPublisher:
                     maxlen=self._maxlen,
                     approximate=True,
                 )
-            results = await pipe.execute(raise_on_error=False)
-        return [r if isinstance(r, Exception) else (r.decode() if isinstance(r, bytes) else str(r)) for r in results]
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except _UNAVAILABLE as e:
+                raise BrokerUnavailable(f"{type(e).__name__}: {e}") from e
+        return [
+            BrokerUnavailable(str(r))
+            if isinstance(r, _UNAVAILABLE)
+            else r
+            if isinstance(r, Exception)
+            else (r.decode() if isinstance(r, bytes) else str(r))
+            for r in results
+        ]
 
     async def stream_has(self, aggregate_type: str, refs: Sequence[str]) -> list[bool]:
         """Whether each entry id is still in the stream (reconcile's check for lost entries)."""

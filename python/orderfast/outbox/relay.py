@@ -27,7 +27,7 @@ import orjson
 
 from orderfast.observability import instruments as metrics
 from orderfast.observability import tracing
-from orderfast.outbox.publisher import Publisher
+from orderfast.outbox.publisher import BrokerUnavailable, Publisher
 from orderfast.store.base import OutboxMessage, OutboxStore
 
 log = logging.getLogger("orderfast.relay")
@@ -41,6 +41,11 @@ class RelaySettings:
     base_delay: float = 0.5
     max_delay: float = 300.0
     poll_interval: float = 1.0
+
+
+# During a broker outage the relay retries at most this far apart: the backlog starts draining within
+# about this long of the broker's return.
+OUTAGE_MAX_DELAY = 2.0
 
 
 def backoff(attempts: int, s: RelaySettings, rng: Callable[[], float] = random.random) -> float:
@@ -63,6 +68,7 @@ class Relay:
         self._rng = rng
         self.wake = asyncio.Event()
         self._stop: asyncio.Event | None = None
+        self.outage_tries = 0  # consecutive batches the broker did not take
 
     def stop(self) -> None:
         """Asks ``run_forever`` to return once the batch in hand is published and marked (an idle
@@ -97,11 +103,23 @@ class Relay:
             # least once) rather than leaving them leased for lease_seconds.
             await asyncio.shield(self._store.release_outbox([m.position for m in messages]))
             raise
-        except Exception as e:  # the whole batch failed (broker unreachable)
+        except BrokerUnavailable as e:  # the whole batch: the broker is away
+            results = [e] * len(messages)
+        except Exception as e:  # the whole batch failed otherwise
             results = [e] * len(messages)
         metrics.RELAY_PUBLISH_DURATION.observe(time.perf_counter() - started)
         published = [(m.position, r) for m, r in zip(messages, results, strict=True) if isinstance(r, str)]
-        failed = [(m, r) for m, r in zip(messages, results, strict=True) if isinstance(r, Exception)]
+        waiting = [m.position for m, r in zip(messages, results, strict=True) if isinstance(r, BrokerUnavailable)]
+        failed = [
+            (m, r)
+            for m, r in zip(messages, results, strict=True)
+            if isinstance(r, Exception) and not isinstance(r, BrokerUnavailable)
+        ]
+        self._note_broker(available=not waiting, published=bool(published))
+        if waiting:
+            # Not the events' fault: they go back as they were (no attempt counted), to be sent
+            # once the broker answers again.
+            await self._store.release_outbox(waiting)
         metrics.RELAY_PUBLISHED.inc(len(published))
         metrics.RELAY_FAILURES.inc(len(failed))
         # Marked only after the broker acknowledged: a crash before this line republishes them.
@@ -129,6 +147,22 @@ class Relay:
                             }
                         },
                     )
+
+    def _note_broker(self, *, available: bool, published: bool) -> None:
+        """Tracks a broker outage: said once when it starts and once when it ends; while it lasts
+        the relay waits ``outage_delay`` between tries (capped low, so a backlog drains within
+        seconds of the broker's return)."""
+        if not available:
+            if self.outage_tries == 0:
+                log.warning("the broker is unavailable: events wait (none is dead-lettered) until it answers")
+            self.outage_tries += 1
+        elif self.outage_tries and published:
+            log.info("the broker answers again after %d tries: publishing the backlog", self.outage_tries)
+            self.outage_tries = 0
+
+    @property
+    def outage_delay(self) -> float:
+        return min(OUTAGE_MAX_DELAY, self._s.base_delay * 2.0 ** min(self.outage_tries, 10)) * (0.5 + self._rng() / 2)
 
     async def _publish_traced(self, messages: list[OutboxMessage]) -> list[str | Exception]:
         spans = [
@@ -168,10 +202,14 @@ class Relay:
             except Exception:
                 log.exception("relay batch failed; retrying")
                 claimed = 0
-            if claimed == self._s.batch:
+            if claimed == self._s.batch and not self.outage_tries:
                 continue  # more is waiting: no pause
             if stop.is_set():
                 break
+            if self.outage_tries:  # new events do not hurry a retry while the broker is away
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.outage_delay)
+                continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self._s.poll_interval)
