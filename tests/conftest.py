@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,10 +14,12 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
 from orderfast import _core
 from orderfast.domain.orders import Order, utc_now_ms
 from orderfast.domain.plans import Change, TransitionPlan, plan_change
+from orderfast.outbox.publisher import RedisStreamsPublisher
 from orderfast.store.base import Store
 from orderfast.store.postgres import PostgresStore
 from orderfast.store.sqlite import SqliteStore
@@ -154,3 +157,17 @@ def redis_url() -> str:
     except redis.RedisError as e:
         unavailable(f"Redis at {REDIS_URL} ({e})")
     return REDIS_URL
+
+
+@pytest.fixture
+async def publisher(redis_url: str) -> AsyncIterator[RedisStreamsPublisher]:
+    """A Redis Streams publisher on a stream prefix of its own, its stream removed afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:8]}:"
+    pub = RedisStreamsPublisher.from_url(redis_url, maxlen=100_000, prefix=prefix)
+    try:
+        yield pub
+    finally:
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete(f"{prefix}order")
+        await client.aclose()
+        await pub.close()

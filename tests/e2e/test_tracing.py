@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,19 +55,6 @@ async def dsn(pg_database_factory: Callable[[], str]) -> str:
     await seed_demo(store)
     await store.close()
     return dsn
-
-
-@pytest.fixture
-async def publisher(redis_url: str) -> AsyncIterator[RedisStreamsPublisher]:
-    prefix = f"test:{uuid.uuid4().hex[:8]}:"
-    pub = RedisStreamsPublisher.from_url(redis_url, maxlen=10_000, prefix=prefix)
-    try:
-        yield pub
-    finally:
-        client = aioredis.Redis.from_url(redis_url)
-        await client.delete(f"{prefix}order")
-        await client.aclose()
-        await pub.close()
 
 
 def app_for(dsn: str, tmp_path: Path, exporter: InMemorySpanExporter, *, traced: bool, **env: str) -> Starlette:

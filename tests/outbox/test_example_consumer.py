@@ -21,14 +21,11 @@ import asyncpg
 import pytest
 import redis
 
-from orderfast.domain import lifecycle
 from orderfast.outbox import example_consumer
 from orderfast.outbox.publisher import RedisStreamsPublisher
-from orderfast.outbox.relay import Relay
-from orderfast.store.base import Change
 from orderfast.store.postgres import PostgresStore
-from tests.conftest import planned, run_blocking
-from tests.store.test_contract import new_order, put
+from tests.conftest import run_blocking
+from tests.outbox.test_consumer import publish_paid_orders
 
 COMMAND = [sys.executable, "-m", "orderfast.outbox.example_consumer"]
 PASSWORD = "hunter2-not-shown"
@@ -225,20 +222,7 @@ def test_a_run_reports_progress_and_stops_on_sigterm_with_a_summary(
         await store.migrate()
         publisher = RedisStreamsPublisher.from_url(redis_url, maxlen=100_000, prefix=prefix)
         try:
-            await put(store, "SKU-A", stock=1000)
-            for customer in CUSTOMERS * 2:
-                new = new_order(customer=customer)
-                await store.create_orders([new])
-                await store.change_order(
-                    new.order.id, planned(lambda o: Change(transition=lifecycle.pay(o, o.total, o.currency)))
-                )
-            relay = Relay(store, publisher)
-            while await relay.run_once():
-                pass
-            refs = await store.published_refs(100)
-            await store.unpublish([pos for pos, _ in refs[:REPUBLISHED]])
-            while await relay.run_once():
-                pass
+            await publish_paid_orders(store, publisher, CUSTOMERS * 2, again=slice(REPUBLISHED))
         finally:
             await publisher.close()
             await store.close()
