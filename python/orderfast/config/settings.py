@@ -236,6 +236,40 @@ class Settings:
         doc="after the listener closes: seconds a worker gets to finish the requests it accepted, then it "
         "is killed (a pod's grace period should exceed drain delay + this)",
     )
+    # -- overload and failing dependencies
+    request_timeout: float = setting(
+        5.0,
+        env="REQUEST_TIMEOUT",
+        parse=v.number(),
+        doc="a request's budget for the database and Redis — waiting for a pooled connection, every statement "
+        "(also the server's `statement_timeout`), Redis calls; past it the answer is 503 `store-unavailable` "
+        "with `Retry-After` (see Reliability for what a timed-out create-order means)",
+    )
+    admission: bool = setting(
+        True,
+        env="ADMISSION",
+        parse=v.boolean,
+        doc="adaptive concurrency limit per worker: requests beyond it get a fast 503 `overloaded` before their "
+        "body is read (probes and `/metrics` never)",
+    )
+    admission_max: int = setting(
+        256,
+        env="ADMISSION_MAX",
+        parse=v.integer(1),
+        doc="the adaptive limit's ceiling: most requests one worker handles at once",
+    )
+    breaker_failures: int = setting(
+        5,
+        env="BREAKER_FAILURES",
+        parse=v.integer(1),
+        doc="consecutive failures (unreachable, timed out) of PostgreSQL or Redis that open its circuit breaker",
+    )
+    breaker_cooldown: float = setting(
+        1.0,
+        env="BREAKER_COOLDOWN",
+        parse=v.number(),
+        doc="seconds an open breaker fails fast before it lets one probe call through (half-open)",
+    )
     # -- pricing and orders
     tax_rates: dict[str, str] = setting(
         env="TAX_RATES",
@@ -301,6 +335,13 @@ class Settings:
     )
     stream_prefix: str = setting(
         "orderfast:events:", env="STREAM_PREFIX", parse=v.text, doc="stream names: the prefix, then the event type"
+    )
+    relay_lease: float = setting(
+        5.0,
+        env="RELAY_LEASE",
+        parse=v.number(),
+        doc="seconds a relay's claim on a batch of events lasts unless renewed (it renews while it works): a "
+        "killed relay's batch is taken over after at most this",
     )
     relay_in_process: bool | None = setting(
         env="RELAY_IN_PROCESS",

@@ -78,4 +78,30 @@ RELAY_FAILURES = REGISTRY.counter("orderfast_relay_failures", "Events whose publ
 RELAY_PUBLISH_DURATION = REGISTRY.histogram(
     "orderfast_relay_publish_duration_seconds", "Time to publish one batch to the broker"
 )
+RELAY_DEAD_LETTERED = REGISTRY.counter(
+    "orderfast_relay_dead_lettered", "Events the relay dead-lettered (the broker refused them every time)"
+)
+
+# -- overload and failing dependencies
+ADMISSION_SHED = REGISTRY.counter(
+    "orderfast_admission_shed", "Requests refused (503 overloaded) by the adaptive concurrency limit", ("route",)
+)
+ADMISSION_LIMIT = REGISTRY.gauge(
+    "orderfast_admission_limit", "The adaptive concurrency limit: requests the workers admit at once (summed)"
+)
+DEPENDENCY_TIMEOUTS = REGISTRY.counter(
+    "orderfast_dependency_timeouts",
+    "Calls to a dependency that ran out of the request budget, by dependency (postgresql, redis) and stage",
+    ("dependency", "stage"),
+)
+BREAKER_STATE = REGISTRY.gauge(
+    "orderfast_circuit_breaker_state",
+    "Circuit breaker state by dependency: 0 closed, 1 half-open (probing), 2 open (failing fast); the worst process",
+    ("dependency",),
+    merge="max",
+)
+BREAKER_TRANSITIONS = REGISTRY.counter(
+    "orderfast_circuit_breaker_transitions", "Circuit breaker state changes, by dependency and new state",
+    ("dependency", "state"),
+)  # fmt: skip
 RSS = REGISTRY.gauge("orderfast_process_resident_memory_bytes", "Resident memory of each process", ("pid",))
