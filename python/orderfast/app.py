@@ -30,7 +30,7 @@ from orderfast.http.security import SecurityHeaders
 from orderfast.observability import tracing
 from orderfast.observability.logging import configure as configure_logging
 from orderfast.observability.metrics import REGISTRY
-from orderfast.outbox.relay import Relay, outbox_gauges_forever
+from orderfast.outbox.relay import Relay, RelaySettings, outbox_gauges_forever
 
 
 def tune_gc() -> None:
@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
             tasks.append(asyncio.create_task(lifecycle.sweep_forever(settings.sweep_interval)))
         publisher = parts.relay_publisher()
         if publisher is not None:
-            tasks.append(asyncio.create_task(Relay(store, publisher).run_forever()))
+            relay = Relay(store, publisher, RelaySettings(lease_seconds=settings.relay_lease))
+            tasks.append(asyncio.create_task(relay.run_forever()))
         if settings.metrics:
             REGISTRY.directory = settings.metrics_dir
             tasks.append(asyncio.create_task(REGISTRY.write_forever()))

@@ -327,7 +327,8 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
             bootstrap.opened_store(settings) as store,
         ):
             assert publisher is not None
-            relay = Relay(store, publisher, RelaySettings(batch=args.batch, lease_seconds=args.lease))
+            lease = args.lease or settings.relay_lease
+            relay = Relay(store, publisher, RelaySettings(batch=args.batch, lease_seconds=lease))
             background = _relay_metrics(settings, store)
             # On PostgreSQL, a commit of outbox rows wakes the relay at once (LISTEN/NOTIFY).
             stop_listening = await store.listen_outbox(relay.wake.set)
@@ -517,8 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     relay.add_argument(
         "--lease",
         type=float,
-        default=relay_defaults.lease_seconds,
-        help="seconds a claimed batch stays reserved for this relay",
+        help="seconds a claimed batch stays reserved for this relay unless renewed (default: ORDERFAST_RELAY_LEASE)",
     )
 
     outbox = sub.add_parser("outbox", help="inspect and repair the outbox")
