@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
 import orjson
 import redis
 
@@ -120,5 +123,96 @@ def test_sigterm_stops_the_relay_cleanly_mid_stream(
         assert set(published) == set(event_ids), "every event published"
         assert len(published) == len(set(published)), "a clean stop publishes nothing twice"
     finally:
+        client.delete(stream)
+        client.close()
+
+
+class Blackhole:
+    """A TCP port that accepts connections and never answers: a broker that hangs mid-publish."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+def _leased(dsn: str) -> int:
+    """Unpublished events under a live lease."""
+
+    async def count() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return int(
+                await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL AND lease_until > now()")
+            )
+        finally:
+            await conn.close()
+
+    return run_blocking(count)
+
+
+def test_a_killed_relays_batch_is_taken_over_within_the_lease(
+    pg_database_factory: Callable[[], str], redis_url: str, tmp_path: Path
+) -> None:
+    """A relay stuck in a publish renews its claim for as long as it lives; SIGKILLed, its batch is
+    published by the next relay within the lease (ORDERFAST_RELAY_LEASE) and a little start-up."""
+    dsn = pg_database_factory()
+    prefix = f"lease:{uuid.uuid4().hex[:8]}:"
+    event_ids = run_blocking(lambda: _orders_awaiting_publication(dsn))
+    lease = 2.0
+    env = {**_relay_env(dsn, redis_url, prefix, tmp_path), "ORDERFAST_RELAY_LEASE": str(lease)}
+    relay_cmd = [sys.executable, "-m", "orderfast", "relay", "--batch", "100"]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stream = f"{prefix}order"
+    hole = Blackhole()
+    try:
+        hung = subprocess.Popen(
+            relay_cmd,
+            env={**env, "ORDERFAST_REDIS_URL": f"redis://127.0.0.1:{hole.port}/0"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while _leased(dsn) < 100:  # its first batch, claimed and hanging in the broker
+                assert hung.poll() is None and time.monotonic() < deadline, "the relay never claimed a batch"
+                time.sleep(0.05)
+            claimed_at = time.monotonic()
+            while time.monotonic() - claimed_at < 2 * lease:  # alive but slow: it keeps the batch
+                assert _leased(dsn) == 100, "a live relay's claim ran out"
+                time.sleep(0.1)
+        finally:
+            hung.kill()
+            hung.wait()
+        killed_at = time.monotonic()
+        successor = subprocess.Popen(relay_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = killed_at + lease + 15
+            while len(published := [f["event_id"] for _, f in client.xrange(stream)]) < len(event_ids):
+                assert time.monotonic() < deadline, f"{len(published)} of {len(event_ids)} published"
+                time.sleep(0.02)
+            took = time.monotonic() - killed_at
+        finally:
+            successor.send_signal(signal.SIGTERM)
+            successor.wait(timeout=15)
+        print(f"the killed relay's batch was published {took:.2f} s after the kill (lease {lease} s)")
+        assert sorted(published) == sorted(event_ids), "every event once (the hung relay's reached no Redis)"
+        assert took <= lease + 3.0, f"taken over after {took:.2f} s"
+    finally:
+        hole.close()
         client.delete(stream)
         client.close()

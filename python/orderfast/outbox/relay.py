@@ -1,8 +1,10 @@
 """The outbox relay: claim a batch, publish it, mark it — at least once, in order per order.
 
-Several relays may run at once: claims use ``FOR UPDATE SKIP LOCKED`` and a lease, and only the
-earliest unpublished event of each order is ever claimable, so one order's events are never
-reordered (a dead event holds its order's later events back until an operator replays it).
+Several relays may run at once: claims use ``FOR UPDATE SKIP LOCKED`` and a short lease, and only
+the earliest unpublished event of each order is ever claimable, so one order's events are never
+reordered (a dead event holds its order's later events back until an operator replays it). A relay
+renews its lease every third of it while a batch is publishing, so a slow broker never costs it the
+batch, while a killed relay's batch is claimable again at most one lease after its last renewal.
 Failures are retried with exponential backoff and full jitter; after ``max_attempts`` an event
 is dead (``orderfast outbox dead`` / ``orderfast outbox replay ID``).
 
@@ -36,7 +38,7 @@ log = logging.getLogger("orderfast.relay")
 @dataclass(frozen=True, slots=True)
 class RelaySettings:
     batch: int = 100
-    lease_seconds: float = 30.0
+    lease_seconds: float = 5.0  # ORDERFAST_RELAY_LEASE
     max_attempts: int = 10
     base_delay: float = 0.5
     max_delay: float = 300.0
@@ -93,14 +95,10 @@ class Relay:
         """Publishes a claimed batch and marks it."""
         started = time.perf_counter()
         try:
-            results: list[str | Exception]
-            if tracing.ENABLED:
-                results = await self._publish_traced(messages)
-            else:
-                results = await self._publisher.publish(messages)
+            results = await self._publish_holding(messages)
         except asyncio.CancelledError:
             # Stopped mid-batch: give the claims back now (the next relay republishes them — at
-            # least once) rather than leaving them leased for lease_seconds.
+            # least once) rather than leaving them leased until the lease runs out.
             await asyncio.shield(self._store.release_outbox([m.position for m in messages]))
             raise
         except BrokerUnavailable as e:  # the whole batch: the broker is away
@@ -147,6 +145,30 @@ class Relay:
                             }
                         },
                     )
+
+    async def _publish_holding(self, messages: list[OutboxMessage]) -> list[str | Exception]:
+        """Publishes the batch while renewing its lease every third of the lease; the renewals have
+        stopped when this returns, so none can re-lease what the caller then releases or marks."""
+        done = asyncio.Event()
+        heartbeat = asyncio.create_task(self._renew_until(done, [m.position for m in messages]))
+        try:
+            if tracing.ENABLED:
+                return await self._publish_traced(messages)
+            return await self._publisher.publish(messages)
+        finally:
+            done.set()
+            await asyncio.shield(heartbeat)
+
+    async def _renew_until(self, done: asyncio.Event, positions: list[int]) -> None:
+        lease = self._s.lease_seconds
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), timeout=lease / 3)
+            except TimeoutError:
+                try:
+                    await self._store.renew_outbox(positions, lease)
+                except Exception:  # the next beat tries again; past the lease, another relay may publish them too
+                    log.warning("could not renew the lease of %d events being published", len(positions), exc_info=True)
 
     def _note_broker(self, *, available: bool, published: bool) -> None:
         """Tracks a broker outage: said once when it starts and once when it ends; while it lasts

@@ -152,6 +152,10 @@ class OutboxStore(Protocol):
     async def unpublish(self, positions: list[int]) -> None:
         """Marks events for publishing again (a broker lost them)."""
 
+    async def renew_outbox(self, positions: list[int], lease_seconds: float) -> None:
+        """Extends the lease of claimed events still in hand (a relay's heartbeat while a batch is
+        publishing) to ``lease_seconds`` from now; released, published or dead events are left alone."""
+
     async def release_outbox(self, positions: list[int]) -> None:
         """Ends the lease of claimed events not yet published (a relay stopping mid-batch), so the
         next relay claims them at once instead of after the lease."""

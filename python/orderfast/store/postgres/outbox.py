@@ -95,6 +95,16 @@ async def published_refs(conn: asyncpg.Connection, limit: int) -> list[tuple[int
     return [(r[0], r[1]) for r in rows]
 
 
+async def renew(conn: asyncpg.Connection, positions: list[int], lease_seconds: float) -> None:
+    # Only rows still leased and unpublished: a renewal never re-leases what was released or marked.
+    await conn.execute(
+        "UPDATE outbox SET lease_until = now() + $2::interval "
+        "WHERE position = ANY($1::bigint[]) AND lease_until IS NOT NULL AND published_at IS NULL AND dead_at IS NULL",
+        positions,
+        timedelta(seconds=lease_seconds),
+    )
+
+
 async def release(conn: asyncpg.Connection, positions: list[int]) -> None:
     await conn.execute(
         "UPDATE outbox SET lease_until = NULL WHERE position = ANY($1::bigint[]) AND published_at IS NULL",

@@ -321,6 +321,10 @@ class PostgresStore:
         async with self._connection() as conn:
             return await outbox.published_refs(conn, limit)
 
+    async def renew_outbox(self, positions: list[int], lease_seconds: float) -> None:
+        async with self._connection() as conn:
+            return await outbox.renew(conn, positions, lease_seconds)
+
     async def release_outbox(self, positions: list[int]) -> None:
         async with self._connection() as conn:
             return await outbox.release(conn, positions)

@@ -116,6 +116,17 @@ def published_refs(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]
     return [(r[0], r[1]) for r in rows]
 
 
+def renew(conn: sqlite3.Connection, positions: list[int], lease_seconds: float) -> None:
+    # Only rows still leased and unpublished: a renewal never re-leases what was released or marked.
+    until = _now() + int(lease_seconds * 1000)
+    _write(
+        conn,
+        "UPDATE outbox SET lease_until = ? "
+        "WHERE position = ? AND lease_until IS NOT NULL AND published_at IS NULL AND dead_at IS NULL",
+        [(until, p) for p in positions],
+    )
+
+
 def release(conn: sqlite3.Connection, positions: list[int]) -> None:
     _write(
         conn,

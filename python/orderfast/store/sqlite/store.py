@@ -235,6 +235,9 @@ class SqliteStore:
     async def published_refs(self, limit: int) -> list[tuple[int, str]]:
         return await self._run(lambda conn: outbox.published_refs(conn, limit))
 
+    async def renew_outbox(self, positions: list[int], lease_seconds: float) -> None:
+        return await self._run(lambda conn: outbox.renew(conn, positions, lease_seconds))
+
     async def release_outbox(self, positions: list[int]) -> None:
         return await self._run(lambda conn: outbox.release(conn, positions))
 
