@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 
 from orderfast.domain import lifecycle
 from orderfast.domain.orders import CancelReason
+from orderfast.observability import instruments
+from orderfast.observability.logging import JsonFormatter
 from orderfast.outbox.publisher import BrokerUnavailable, RedisStreamsPublisher
 from orderfast.outbox.relay import Relay, RelaySettings, backoff, dead_count, lag_seconds
 from orderfast.store.base import Change, OutboxMessage, Store
@@ -84,9 +86,12 @@ async def test_failures_back_off_then_dead_letter_then_replay(
     handler = logging.Handler(logging.ERROR)
     handler.emit = said.append  # type: ignore[method-assign]
     logging.getLogger(RELAY_LOGGER).addHandler(handler)
+    dead_lettered = instruments.RELAY_DEAD_LETTERED.labels()
+    counted = dead_lettered.value
     try:
-        for _ in range(3):
+        for tries in range(1, 4):
             assert await relay.run_once() == 1, "only the order's first event is claimable"
+            assert dead_lettered.value - counted == (1 if tries == 3 else 0), "counted when it goes dead"
     finally:
         logging.getLogger(RELAY_LOGGER).removeHandler(handler)
     (dead_line,) = said  # the third failure, and only it, makes the event dead: said once
@@ -95,6 +100,8 @@ async def test_failures_back_off_then_dead_letter_then_replay(
     assert await dead_count(store) == 1
     (dead,) = await store.dead_events(10)
     assert (dead.aggregate_id, dead.sequence, dead.attempts) == (order_id, 1, 3)
+    line = orjson.loads(JsonFormatter().format(dead_line))  # as every command logs it: one JSON object
+    assert (line["level"], line["event_id"], line["aggregate_id"]) == ("error", dead.event_id, order_id)
     assert "broker down" in (dead.last_error or "")
     stats = await store.outbox_stats()
     assert stats.pending == 1 and stats.oldest_pending_at is not None, "its second event waits behind it"

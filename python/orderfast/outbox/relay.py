@@ -132,6 +132,7 @@ class Relay:
             )
             for m, error in failed:
                 if m.attempts + 1 >= self._s.max_attempts:  # what mark_failed has just made dead
+                    metrics.RELAY_DEAD_LETTERED.inc()
                     log.error(
                         "event %s is dead after %d attempts (`orderfast outbox replay %s` queues it again)",
                         m.event_id,
