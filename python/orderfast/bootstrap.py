@@ -22,6 +22,7 @@ from orderfast.http.guard import RoutePolicies
 from orderfast.http.request import BodyDeadlines, BodyLimits
 from orderfast.observability import instruments as m
 from orderfast.outbox.publisher import RedisStreamsPublisher
+from orderfast.resilience import deadline
 from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.catalog import CatalogService
 from orderfast.services.cluster_limits import SharedRateLimits
@@ -77,6 +78,7 @@ def _resident_memory() -> list[tuple[tuple[str, ...], float]]:
 
 
 def build(settings: Settings) -> Parts:
+    deadline.configure(settings.request_timeout)
     store = make_store(settings)
     core_catalog = _core.Catalog()
     core_catalog.set_tax(settings.tax_rates, settings.tax_inclusive)
@@ -154,9 +156,11 @@ def publisher(settings: Settings) -> RedisStreamsPublisher:
 
 
 @contextlib.asynccontextmanager
-async def opened_store(settings: Settings, *, check_schema: bool = True) -> AsyncIterator[Store]:
-    """The settings' store, open for the duration of a CLI command."""
-    store = make_store(settings)
+async def opened_store(settings: Settings, *, check_schema: bool = True, budget: bool = True) -> AsyncIterator[Store]:
+    """The settings' store, open for the duration of a CLI command. ``budget``: each call bounded
+    by the request budget (the relay, the sweeper); False for the long ones (migrate, reconcile)."""
+    deadline.configure(settings.request_timeout if budget else None)
+    store = make_store(settings, budget=budget)
     await store.open(check_schema=check_schema)
     try:
         yield store

@@ -43,7 +43,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
         return
 
     async def run() -> None:
-        async with bootstrap.opened_store(settings, check_schema=False) as store:
+        async with bootstrap.opened_store(settings, check_schema=False, budget=False) as store:
             applied = await store.migrate()
             print(f"{store.kind}: " + (f"applied {', '.join(applied)}" if applied else "schema up to date"))
             if seed:
@@ -380,7 +380,7 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> int:
         async with (
             bootstrap.opened_publisher(settings, required=False) as publisher,
-            bootstrap.opened_store(settings) as store,
+            bootstrap.opened_store(settings, budget=False) as store,
         ):
             found = await reconcile(store, publisher, republish=args.republish)
         for d in found:

@@ -15,11 +15,13 @@ DRIVERS = {"asyncpg", "sqlite3", "redis", "granian", "starlette"}
 ALLOWED: dict[str, set[str] | None] = {
     "domain": {"_core"},
     # observability (logging, metrics) is a leaf every layer may count and log through
-    "services": {"_core", "domain", "store.base", "config", "observability"},
-    "store": {"_core", "domain", "config", "observability"},
-    "outbox": {"_core", "domain", "store", "config", "observability"},
-    "http": {"_core", "domain", "services", "store.base", "observability"},
+    "services": {"_core", "domain", "store.base", "config", "observability", "resilience"},
+    "store": {"_core", "domain", "config", "observability", "resilience"},
+    "outbox": {"_core", "domain", "store", "config", "observability", "resilience"},
+    "http": {"_core", "domain", "services", "store.base", "observability", "resilience"},
     "observability": set(),
+    # deadlines and circuit breakers: a leaf too, that counts and logs through observability
+    "resilience": {"observability"},
     "config": {"_core"},
 }
 # drivers a layer may use directly

@@ -129,13 +129,23 @@ def _invalid_state(request: Request, exc: Exception) -> Response:
 
 def _unavailable(request: Request, exc: Exception) -> Response:
     # Logged without frames: an outage is an expected event, not a bug to debug.
+    assert isinstance(exc, StoreUnavailable)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    if exc.maybe_applied and request.method != "GET":
+        # Never "failed" for a change that may yet commit: the retry tells which it was.
+        detail = (
+            "the database did not answer within the request budget; the change may or may not have been made: "
+            "retry with the same Idempotency-Key (or read the resource) to learn the outcome"
+        )
+    else:
+        detail = "the database cannot be reached; nothing was changed: retry (with the same Idempotency-Key)"
     return Problem(
         503,
         "store-unavailable",
         "Service unavailable",
-        "the database cannot be reached; retry (with the same Idempotency-Key)",
+        detail,
         headers={"retry-after": "1"},
+        extra={"outcome": "unknown" if exc.maybe_applied and request.method != "GET" else "not_applied"},
     ).response(request.url.path)
 
 

@@ -17,6 +17,7 @@ from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.observability.logging import REQUEST_ID
 from orderfast.observability.metrics import CONTENT_TYPE, scrape
+from orderfast.resilience import deadline
 
 UNMATCHED = "unmatched"  # a path no route serves: its raw path is never a label
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
@@ -44,6 +45,7 @@ class RequestObserver:
     - RED metrics: requests by method, route template and status class, latency by method and
       route, requests in flight;
     - with the access log on, one JSON line per request;
+    - the request budget's clock (resilience/deadline.py);
     - with tracing on, the request's SERVER span (``METHOD /route/{template}``), continuing the
       client's trace when it sent a ``traceparent``: every span of the request is its child."""
 
@@ -58,6 +60,7 @@ class RequestObserver:
             return
         rid = request_id(scope["headers"])
         token = REQUEST_ID.set(rid)
+        budget = deadline.start()  # the request budget counts from here
         header = (b"x-request-id", rid.encode())
         started = time.perf_counter()
         status = 500
@@ -103,6 +106,7 @@ class RequestObserver:
             if traced is not None:
                 traced.finish(None if route is None else template, status)
             REQUEST_ID.reset(token)
+            deadline.reset(budget)
 
 
 class MetricsEndpoint:

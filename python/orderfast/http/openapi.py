@@ -79,6 +79,12 @@ SCHEMAS: dict[str, Any] = {
             "detail": {"type": "string"},
             "instance": {"type": "string"},
             "request_id": {"type": "string", "description": "this request's X-Request-Id, as in the logs"},
+            "outcome": {
+                "type": "string",
+                "enum": ["not_applied", "unknown"],
+                "description": "503 store-unavailable: the change was not made, or may have been (a create-order "
+                "timed out after reaching the database): retry with the same Idempotency-Key to learn which",
+            },
             "errors": {
                 "type": "array",
                 "items": {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from orderfast.config import Settings
+from orderfast.resilience.breaker import Breaker
 from orderfast.store.base import Store
 
 
-def make_store(settings: Settings) -> Store:
-    """The store the settings select: PostgreSQL when a database URL is set, else SQLite."""
+def make_store(settings: Settings, *, budget: bool = True) -> Store:
+    """The store the settings select: PostgreSQL when a database URL is set, else SQLite.
+    ``budget``: statements are bounded by the request budget (False: migrations, reconcile)."""
     if settings.database_url is not None:
         from orderfast.store.postgres import PostgresStore
 
@@ -17,6 +19,8 @@ def make_store(settings: Settings) -> Store:
             max_size=settings.db_pool_max,
             group_max=settings.group_commit_max,
             group_inflight=settings.group_commit_inflight,
+            statement_timeout=settings.request_timeout if budget else None,
+            breaker=Breaker("postgresql", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
         )
     from orderfast.store.sqlite import SqliteStore
 

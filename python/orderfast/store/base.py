@@ -42,8 +42,17 @@ class ConstraintViolation(StoreError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached or is going away (network, pool or statement timeout, a
-    server shutting down, a file it cannot write): not a bug, and a retry may well succeed. Each
-    adapter turns its driver's errors of this kind into this one; no other layer sees a driver."""
+    server shutting down, a file it cannot write, an open circuit breaker): not a bug, and a retry
+    may well succeed. Each adapter turns its driver's errors of this kind into this one; no other
+    layer sees a driver.
+
+    ``maybe_applied``: the failure came after the call had reached the database (a statement or
+    its commit timed out, the connection broke under it), so a write may have been made. False:
+    nothing reached the database (no connection, the breaker open, queued past the deadline)."""
+
+    def __init__(self, reason: str, *, maybe_applied: bool = False) -> None:
+        super().__init__(reason)
+        self.maybe_applied = maybe_applied
 
 
 # What one create-order writes: the domain's plan, under the name the store contract has used.

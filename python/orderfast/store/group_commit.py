@@ -10,6 +10,9 @@ acknowledged order is as durable as one written alone.
 A batch that raises (as opposed to refusing single orders, which the batch handles itself) is
 retried order by order, so that one bad order fails only its own request.
 
+Each caller waits until its request's deadline (resilience/deadline.py); what happens then is in
+``_wait``. A batch that fails because the database is away fails all its orders at once.
+
 Traced, each caller's wait is a span (``order.batch_wait``), and each batch one more
 (``order.batch_write``: the transaction and what it sends to the database), the child of its first
 sampled caller's wait, linked to the other sampled waits — and each of those linked back to it.
@@ -25,6 +28,8 @@ from typing import Any, Generic, TypeVar
 
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
+from orderfast.resilience import deadline
+from orderfast.store.base import StoreUnavailable
 
 log = logging.getLogger("orderfast.store")
 
@@ -65,9 +70,31 @@ class GroupCommit(Generic[In, Out]):
         self._start()
         # A caller that goes away cancels only its own wait: its order stays in the batch that may
         # already be committing (or in the queue), and the outcome is simply not delivered.
-        outcomes = [await f for f in futures]
+        when = deadline.deadline()
+        outcomes = [await f for f in futures] if when is None else await self._wait(futures, when)
         m.BATCH_WAIT.observe(time.perf_counter() - started)
         return outcomes
+
+    async def _wait(self, futures: list[asyncio.Future[Out]], when: float) -> list[Out]:
+        """Waits for the caller's outcomes until its deadline. Past it, what is still queued is
+        taken out — never written, and the caller is told so — and what a batch already carries
+        may yet commit: the caller is told the outcome is unknown (its retry with the same key will
+        find out)."""
+        try:
+            async with asyncio.timeout_at(when):
+                return [await f for f in futures]
+        except TimeoutError:
+            mine = {id(f) for f in futures}
+            queued = len(self._pending)
+            self._pending = [(i, f) for i, f in self._pending if id(f) not in mine]
+            sent = queued - len(self._pending) < len(futures)
+            for f in futures:
+                f.cancel()
+            m.DEPENDENCY_TIMEOUTS.labels(self._system or "store", "batch_wait").inc()
+            raise StoreUnavailable(
+                "timed out waiting for its batch to commit" if sent else "timed out queued for a batch",
+                maybe_applied=sent,
+            ) from None
 
     async def _traced_wait(self, futures: list[asyncio.Future[Out]], started: float) -> list[Out]:
         with tracing.span("order.batch_wait"):
@@ -99,8 +126,11 @@ class GroupCommit(Generic[In, Out]):
                 else:
                     outcomes = await self._run([item for item, _ in batch])
             except Exception as e:
-                if len(batch) == 1:
-                    _settle(batch[0][1], error=e)
+                # The database away (or the batch past its budget) fails every order alike: writing
+                # them one by one would only knock again, once per order.
+                if len(batch) == 1 or isinstance(e, StoreUnavailable):
+                    for _, future in batch:
+                        _settle(future, error=e)
                     return
                 log.warning("a batch of %d orders failed (%s); writing them one by one", len(batch), type(e).__name__)
                 await asyncio.gather(*(self._write_alone(item, future) for item, future in batch))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,9 @@ from orderfast.domain.catalog import (
     PromotionSpec,
 )
 from orderfast.domain.orders import Order
+from orderfast.observability import instruments as m
+from orderfast.resilience import deadline
+from orderfast.resilience.breaker import Breaker
 from orderfast.store import migrations, reconcile_sql
 from orderfast.store.base import (
     ApiKeyRecord,
@@ -42,7 +46,7 @@ _MIGRATE_LOCK = 0x6F66_0001
 
 # The driver's ways of saying the database could not be reached or is going away: network failures,
 # pool and statement timeouts, connections closed under a query, a server shutting down or not yet
-# accepting connections.
+# accepting connections, a statement that ran out of its budget.
 UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
@@ -52,58 +56,112 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.QueryCanceledError,  # the server's statement_timeout: the budget, counted there
 )
 
 
 class _Connection:
-    """A pooled connection for one store call; the driver's errors leave it as the store's own
-    (the one place they are converted). A class rather than a generator-based context manager:
-    it is on every request's path."""
+    """A pooled connection for one store call, within the request budget, behind the breaker; the
+    driver's errors leave it as the store's own (the one place they are converted). A class rather
+    than a generator-based context manager: it is on every request's path.
 
-    __slots__ = ("_acquire",)
+    The budget (resilience/deadline.py) bounds the pool wait (asyncpg's acquire timeout), then
+    everything the caller does with the connection (``asyncio.timeout_at``: a statement still
+    running at the deadline is cancelled), then giving it back: a connection that cannot be reset
+    in what is left (at least ``RELEASE_FLOOR``) is closed instead."""
+
+    __slots__ = ("_breaker", "_conn", "_fresh", "_pool", "_timeout", "_when")
     acquiring = 0  # callers waiting for a pooled connection now, in this process (a metric)
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._acquire = pool.acquire()
+    def __init__(self, pool: asyncpg.Pool, breaker: Breaker, fresh: bool) -> None:
+        self._pool = pool
+        self._breaker = breaker
+        self._fresh = fresh
+        self._timeout: asyncio.Timeout | None = None
 
     async def __aenter__(self) -> asyncpg.Connection:
+        if not self._breaker.allow():
+            raise StoreUnavailable("circuit breaker open")
+        when = self._when = deadline.deadline(fresh=self._fresh)
+        left = deadline.remaining(when)
+        if left == 0.0:
+            m.DEPENDENCY_TIMEOUTS.labels("postgresql", "budget_spent").inc()
+            raise StoreUnavailable("request budget spent")
         _Connection.acquiring += 1
         try:
-            return await self._acquire.__aenter__()
+            self._conn = await self._pool.acquire(timeout=left)
         except UNAVAILABLE as e:
+            self._breaker.failure()
+            if isinstance(e, TimeoutError):
+                m.DEPENDENCY_TIMEOUTS.labels("postgresql", "connect").inc()
             raise StoreUnavailable(type(e).__name__) from e
         finally:
             _Connection.acquiring -= 1
+        if when is not None:
+            self._timeout = asyncio.timeout_at(when)
+            await self._timeout.__aenter__()
+        return self._conn
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if self._timeout is not None:
+            try:
+                await self._timeout.__aexit__(kind, exc, tb)
+            except TimeoutError as e:  # the deadline came during a statement: it was cancelled
+                m.DEPENDENCY_TIMEOUTS.labels("postgresql", "statement").inc()
+                kind, exc = TimeoutError, e
+        left = deadline.remaining(self._when)
         try:
-            await self._acquire.__aexit__(kind, exc, tb)
-        except UNAVAILABLE as e:
-            raise StoreUnavailable(type(e).__name__) from e
+            await self._pool.release(self._conn, timeout=None if left is None else max(left, RELEASE_FLOOR))
+        except (*UNAVAILABLE, asyncpg.PostgresError) as e:
+            # The connection could not be reset, so it was closed; the call itself is over.
+            self._breaker.failure()
+            if exc is None:
+                return
+            if not isinstance(exc, UNAVAILABLE):
+                raise StoreUnavailable(type(e).__name__, maybe_applied=True) from e
         if exc is None or isinstance(exc, StoreError):
+            self._breaker.success()
             return
         if isinstance(exc, UNAVAILABLE):
-            raise StoreUnavailable(type(exc).__name__) from exc
+            self._breaker.failure()
+            raise StoreUnavailable(type(exc).__name__, maybe_applied=True) from exc
+        self._breaker.success()
         if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
             raise ConstraintViolation(type(exc).__name__) from None
+
+
+RELEASE_FLOOR = 0.1  # seconds: a healthy reset takes one round trip
 
 
 class PostgresStore:
     kind = "postgres"
 
     def __init__(
-        self, dsn: str, *, min_size: int = 2, max_size: int = 10, group_max: int = 64, group_inflight: int = 1
+        self,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        group_max: int = 64,
+        group_inflight: int = 1,
+        statement_timeout: float | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
+        """``statement_timeout``: seconds, for the server (it stops a statement its client gave up
+        on) and the driver (``command_timeout``); None for none (migrations). ``breaker``: the
+        circuit breaker every call goes through (a lenient one by default)."""
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
+        self._statement_timeout = statement_timeout
+        self.breaker = breaker or Breaker("postgresql")
         self._pool: asyncpg.Pool | None = None
         self.group = GroupCommit(
             self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size), system="postgresql"
         )
 
-    def _connection(self) -> _Connection:
-        return _Connection(self.pool)
+    def _connection(self, *, fresh: bool = False) -> _Connection:
+        return _Connection(self.pool, self.breaker, fresh)
 
     def pool_readings(self) -> list[tuple[tuple[str, ...], float]]:
         """The pool's connections by state, for the metrics (nothing while closed)."""
@@ -125,7 +183,16 @@ class PostgresStore:
     async def open(self, *, check_schema: bool = True) -> None:
         if self._pool is None:
             try:
-                self._pool = await asyncpg.create_pool(self._dsn, min_size=self._min_size, max_size=self._max_size)
+                timeout = self._statement_timeout
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    command_timeout=timeout,
+                    server_settings={}
+                    if timeout is None
+                    else {"statement_timeout": str(max(1, round(timeout * 1000)))},
+                )
             except (OSError, asyncpg.PostgresError) as e:
                 raise StoreError(f"cannot connect to PostgreSQL: {e}") from None
         if check_schema:
@@ -173,7 +240,8 @@ class PostgresStore:
         return await self.group.submit(batch)
 
     async def _create_batch(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
-        async with self._connection() as conn:
+        # A budget of its own: the batch is written for many requests, not the one that started it.
+        async with self._connection(fresh=True) as conn:
             return await orders.create_batch(conn, batch)
 
     async def get_order(self, order_id: str) -> Order | None:
