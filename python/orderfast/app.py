@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings
+from orderfast.http.admission import Admission
 from orderfast.http.api_keys import ApiKeyEndpoints
 from orderfast.http.catalog import CatalogEndpoints
 from orderfast.http.errors import EXCEPTION_HANDLERS
@@ -50,6 +51,7 @@ class OrderfastApp(Starlette):
     health: Health | None = None
     measured = False
     logged = False
+    admission_max: int | None = None  # None: no admission control
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
@@ -57,6 +59,10 @@ class OrderfastApp(Starlette):
         health = self.health
         draining = (lambda: health.draining) if health is not None else (lambda: False)
         inner: ASGIApp = HeadRules(super().build_middleware_stack())
+        if self.admission_max is not None:
+            # Before routing, authentication and the body, so that a shed request costs little;
+            # inside the observer, so that it still has its request id, headers and metrics.
+            inner = Admission.adaptive(inner, self.admission_max, self.router.routes)
         inner = RequestObserver(inner, measured=self.measured, logged=self.logged)
         return SecurityHeaders(inner, draining)
 
@@ -171,6 +177,7 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
     app.health = health
     app.measured = settings.metrics
     app.logged = settings.access_log
+    app.admission_max = settings.admission_max if settings.admission else None
     return app
 
 

@@ -73,3 +73,15 @@ class Problem(Exception):
 
 def not_found(what: str = "resource") -> Problem:
     return Problem(404, "not-found", "Not found", f"no such {what}")
+
+
+def overloaded(retry_after: int = 1) -> Problem:
+    """More requests at once than this worker's adaptive concurrency limit admits (answered before
+    the body is read; nothing was done, so any request may be retried)."""
+    return Problem(
+        503,
+        "overloaded",
+        "Service overloaded",
+        "more requests than the server can answer promptly; retry after the delay Retry-After gives",
+        headers={"retry-after": str(retry_after)},
+    )

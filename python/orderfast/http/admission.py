@@ -1,0 +1,202 @@
+"""Admission control: an adaptive concurrency limit per worker, applied before routing,
+authentication and the body, so that excess load costs a few microseconds and a 503 instead of a
+queue that grows without bound.
+
+The limit follows the gradient of latency, as Envoy's adaptive concurrency filter and Netflix's
+Gradient2 do::
+
+    gradient = clamp(tolerance * min_rtt / sample_rtt, 0.5, 2)
+    limit    = clamp(limit * gradient + sqrt(limit), 1, ORDERFAST_ADMISSION_MAX)
+
+``sample_rtt`` is the mean latency of the requests that completed in the last window (at least
+``window`` seconds and ``min_samples`` requests); ``min_rtt`` is the latency of this worker when it
+is *not* loaded, and the whole difficulty is to keep that baseline honest. A long-term average
+(Gradient2's) drifts up under sustained overload until the limit reaches its ceiling; so, as
+Envoy does, the baseline is *measured*: from a window in which no more than ``probe_concurrency``
+requests were ever in flight (light load measures it for free), or — when it is older than
+``probe_interval`` and the limit is in use — by a probe that admits only ``probe_concurrency``
+requests until ``probe_samples`` of them have completed (their median is the new baseline; at 2x
+overload it sheds for some tens of milliseconds every half minute). The ``sqrt(limit)`` headroom
+lets the limit grow while latency stays within ``tolerance`` of the baseline, and keeps it from
+settling below 4 on its own.
+
+The limit moves only when it matters: while fewer than half of it are in flight and nothing was
+shed, it is left alone (a quiet worker neither grows an unbounded limit nor learns from bursts too
+small to fill it).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orderfast.http.metrics import UNMATCHED
+from orderfast.http.problems import overloaded
+from orderfast.observability import instruments as m
+
+# Never shed: an orchestrator must see a loaded worker as alive and ready (it is), and Prometheus
+# must see the overload itself.
+EXEMPT = frozenset({"/livez", "/readyz", "/startupz", "/healthz", "/metrics"})
+
+
+class GradientLimiter:
+    """One worker's concurrency limit (one event loop per process: no locks)."""
+
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        initial: int = 64,
+        tolerance: float = 2.0,
+        window: float = 0.1,
+        min_samples: int = 10,
+        probe_concurrency: int = 4,
+        probe_samples: int = 20,
+        probe_interval: float = 30.0,
+        clock: Callable[[], float] = time.perf_counter,
+        on_change: Callable[[int], None] = lambda limit: None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if maximum < 1:
+            raise ValueError("the ceiling admits at least one request")
+        self.maximum = maximum
+        self._limit = float(min(initial, maximum))
+        self.limit = int(self._limit)
+        self.inflight = 0
+        self.min_rtt: float | None = None
+        self.probing = False
+        self._tolerance = tolerance
+        self._window = window
+        self._min_samples = min_samples
+        self._probe_cap = min(probe_concurrency, maximum)
+        self._probe_samples = probe_samples
+        self._probe_interval = probe_interval
+        self._clock = clock
+        self._on_change = on_change
+        self._rng = rng or random.Random()
+        now = clock()
+        self._refresh_at = now  # when min_rtt is due to be measured again
+        self._probe_started = 0.0
+        self._probe: list[float] = []
+        self._window_end = now + window
+        self._sum = 0.0
+        self._count = 0
+        self._peak = 0
+        self._shed = False
+        on_change(self.limit)
+
+    def acquire(self) -> float | None:
+        """The admission time (hand it back to ``release``), or None: shed this request."""
+        if self.inflight >= (self._probe_cap if self.probing else self.limit):
+            self._shed = True
+            return None
+        self.inflight += 1
+        if self.inflight > self._peak:
+            self._peak = self.inflight
+        return self._clock()
+
+    def release(self, admitted: float) -> None:
+        self.inflight -= 1
+        now = self._clock()
+        rtt = now - admitted
+        if self.probing:
+            if admitted >= self._probe_started:  # admitted under the probe's cap
+                self._probe.append(rtt)
+                if len(self._probe) >= self._probe_samples:
+                    self._end_probe(now)
+            return
+        self._sum += rtt
+        self._count += 1
+        if now >= self._window_end and self._count >= self._min_samples:
+            self._update(now)
+
+    def _update(self, now: float) -> None:
+        sample, peak, shed = self._sum / self._count, self._peak, self._shed
+        self._sum, self._count, self._peak, self._shed = 0.0, 0, self.inflight, False
+        self._window_end = now + self._window
+        if peak <= self._probe_cap and not shed:  # unloaded: the baseline, measured for free
+            self.min_rtt = sample
+            self._refresh_at = now + self._interval()
+            return
+        if not shed and 2 * peak < self.limit:
+            return  # the limit is not what holds this worker back: nothing to learn from here
+        if self.min_rtt is None or now >= self._refresh_at:
+            self.probing = True
+            self._probe_started = now
+            self._probe.clear()
+            return
+        gradient = min(2.0, max(0.5, self._tolerance * self.min_rtt / sample))
+        self._set(self._limit * gradient + math.sqrt(self._limit))
+
+    def _end_probe(self, now: float) -> None:
+        self._probe.sort()
+        self.min_rtt = self._probe[len(self._probe) // 2]
+        self.probing = False
+        self._refresh_at = now + self._interval()
+        self._sum, self._count, self._peak, self._shed = 0.0, 0, self.inflight, False
+        self._window_end = now + self._window
+
+    def _set(self, limit: float) -> None:
+        self._limit = min(float(self.maximum), max(1.0, limit))
+        if int(self._limit) != self.limit:
+            self.limit = int(self._limit)
+            self._on_change(self.limit)
+
+    def _interval(self) -> float:
+        # Jittered, so that the workers of a server (and the servers of a fleet) do not probe at once.
+        return self._probe_interval * self._rng.uniform(0.85, 1.15)
+
+
+def _gauge(limit: int) -> None:
+    m.ADMISSION_LIMIT.set(limit)
+
+
+class Admission:
+    """Pure ASGI: each HTTP request but the probes and ``/metrics`` takes a place under the
+    worker's limit, or is answered 503 ``overloaded`` with ``Retry-After`` at once — before
+    Starlette routes it, authenticates it or reads its body. Inside the request-id and
+    security-header layers, so a shed response carries both and is counted by route (``routes``
+    name the template; a path none serves counts as ``unmatched``)."""
+
+    def __init__(
+        self, app: ASGIApp, limiter: GradientLimiter, routes: Sequence[BaseRoute], *, retry_after: int = 1
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self._routes = [r for r in routes if isinstance(r, Route)]
+        self._problem = overloaded(retry_after)
+
+    @classmethod
+    def adaptive(cls, app: ASGIApp, maximum: int, routes: Sequence[BaseRoute]) -> Admission:
+        return cls(app, GradientLimiter(maximum, on_change=_gauge), routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        limiter = self.limiter
+        admitted = limiter.acquire()
+        if admitted is None:
+            await self._shed(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            limiter.release(admitted)
+
+    async def _shed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        for route in self._routes:
+            if route.path_regex.match(path):
+                scope["route"] = route  # the request observer's label, as if it had been routed
+                template = route.path
+                break
+        else:
+            template = UNMATCHED
+        m.ADMISSION_SHED.labels(template).inc()
+        await self._problem.response(path)(scope, receive, send)
