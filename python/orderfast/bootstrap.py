@@ -23,6 +23,7 @@ from orderfast.http.request import BodyDeadlines, BodyLimits
 from orderfast.observability import instruments as m
 from orderfast.outbox.publisher import RedisStreamsPublisher
 from orderfast.resilience import deadline
+from orderfast.resilience.breaker import Breaker
 from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.catalog import CatalogService
 from orderfast.services.cluster_limits import SharedRateLimits
@@ -96,6 +97,7 @@ def build(settings: Settings) -> Parts:
             aioredis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=0.25, socket_connect_timeout=0.25),
             policies.spec,
             fail_open=settings.ratelimit_fail_open,
+            breaker=Breaker("redis-ratelimit", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
         )
     return Parts(
         settings=settings,

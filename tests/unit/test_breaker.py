@@ -23,11 +23,11 @@ class Clock:
 
 
 def state_metric(dependency: str) -> float:
-    return dict(m.BREAKER_STATE.snapshot())[(dependency,)]
+    return float(dict(m.BREAKER_STATE.snapshot())[(dependency,)])
 
 
 def transitions(dependency: str, state: str) -> float:
-    return dict(m.BREAKER_TRANSITIONS.snapshot()).get((dependency, state), 0.0)
+    return float(dict(m.BREAKER_TRANSITIONS.snapshot()).get((dependency, state), 0.0))
 
 
 def test_failures_in_a_row_open_it_and_a_success_in_between_resets_the_count() -> None:

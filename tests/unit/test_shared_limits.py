@@ -9,7 +9,9 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
+from orderfast.resilience.breaker import CLOSED, OPEN, Breaker
 from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits
+from tests.e2e.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +70,37 @@ async def test_unreachable_redis_fails_open_or_closed_and_logs_once(caplog: pyte
     finally:
         await open_.close()
         await closed.close()
+
+
+async def test_the_breaker_stops_asking_an_absent_redis_and_probes_until_it_is_back(redis_url: str) -> None:
+    host, port = redis_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    proxy = TcpProxy(host, int(port))
+    now = [0.0]
+    breaker = Breaker("redis-ratelimit-test", failures=2, cooldown=5.0, clock=lambda: now[0])
+    shared = limits(f"redis://127.0.0.1:{proxy.port}/0", f"t:{uuid.uuid4().hex}:", breaker=breaker)
+    calls = {"n": 0}
+    script = shared._script
+
+    async def counted(**kw: object) -> object:
+        calls["n"] += 1
+        return await script(**kw)  # type: ignore[arg-type]
+
+    shared._script = counted  # type: ignore[assignment]
+    try:
+        assert await shared.acquire(["u", "ip"]) is not None, "Redis decides while it is there"
+        proxy.cut()
+        for _ in range(2):
+            assert await shared.acquire(["u", "ip"]) is None, "fails open"
+        assert breaker.state == OPEN
+        asked = calls["n"]
+        for _ in range(5):
+            assert await shared.acquire(["u", "ip"]) is None
+        assert calls["n"] == asked, "an open breaker never asks Redis"
+        proxy.restore()
+        now[0] += 5.0  # the cooldown passes: the next request is the probe
+        decided = await shared.acquire(["u", "ip"])
+        assert decided is not None and decided[0] is not None, "Redis decides again"
+        assert breaker.state == CLOSED and calls["n"] == asked + 1
+    finally:
+        await shared.close()
+        proxy.close()

@@ -8,7 +8,10 @@ where a request's keys share a hash slot); it is not meant for Redis Cluster as 
 
 When Redis cannot be reached the choice is ``ORDERFAST_RATELIMIT_ON_REDIS_FAILURE``: ``open``
 (default) lets requests through on the per-worker limits alone, ``closed`` refuses them with a
-503. Either way the outage is logged once when it starts and once when it ends.
+503. Either way the outage is logged once when it starts and once when it ends, and a circuit
+breaker (``redis-ratelimit``) stops asking Redis while it is away: after a few failures in a row
+requests are decided at once, without waiting out the socket timeout, and one probe per cooldown
+finds out when it is back.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as redis
+
+from orderfast.observability import instruments as m
+from orderfast.resilience.breaker import Breaker
 
 log = logging.getLogger("orderfast.ratelimit")
 
@@ -82,6 +88,7 @@ class SharedRateLimits:
         *,
         fail_open: bool = True,
         prefix: str = "orderfast:rl:",
+        breaker: Breaker | None = None,
     ) -> None:
         """``policies``: (name, quota, period_seconds, burst) each, as for RateLimitPolicies."""
         self._redis = client
@@ -94,6 +101,7 @@ class SharedRateLimits:
         self._fail_open = fail_open
         self._prefix = prefix
         self._down = False
+        self.breaker = breaker or Breaker("redis-ratelimit")
 
     async def acquire(self, keys: Sequence[str | None], cost: int = 1) -> list[SharedDecision | None] | None:
         """One decision per policy (None where the request has no key for it); None as a whole when
@@ -101,17 +109,18 @@ class SharedRateLimits:
         present = [(i, k) for i, k in enumerate(keys) if k is not None]
         redis_keys = [f"{self._prefix}{self._names[i]}:{k}" for i, k in present]
         argv = [cost] + [p for i, _ in present for p in self._params[2 * i : 2 * i + 2]]
+        if not self.breaker.allow():
+            self._unreachable("circuit breaker open")
+            return None
         try:
             raw = await self._script(keys=redis_keys, args=argv)
         except (redis.RedisError, OSError) as e:
-            if not self._down:
-                log.error(
-                    "rate limiter: Redis unreachable (%s); failing %s", e, "open" if self._fail_open else "closed"
-                )
-            self._down = True
-            if self._fail_open:
-                return None
-            raise RateLimiterUnavailable(str(e)) from None
+            if isinstance(e, redis.TimeoutError):
+                m.DEPENDENCY_TIMEOUTS.labels("redis", "ratelimit").inc()
+            self.breaker.failure()
+            self._unreachable(str(e))
+            return None
+        self.breaker.success()
         if self._down:
             log.info("rate limiter: Redis reachable again")
             self._down = False
@@ -120,6 +129,14 @@ class SharedRateLimits:
             allowed, remaining, reset_ms, retry_ms = (int(x) for x in raw[4 * n : 4 * n + 4])
             decisions[i] = SharedDecision(self._names[i], bool(allowed), remaining, reset_ms / 1000, retry_ms / 1000)
         return decisions
+
+    def _unreachable(self, why: str) -> None:
+        """Fails closed (raises) or open (returns: the caller lets the request through)."""
+        if not self._down:
+            log.error("rate limiter: Redis unreachable (%s); failing %s", why, "open" if self._fail_open else "closed")
+        self._down = True
+        if not self._fail_open:
+            raise RateLimiterUnavailable(why) from None
 
     async def close(self) -> None:
         await self._redis.aclose()
