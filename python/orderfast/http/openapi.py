@@ -407,6 +407,11 @@ def _op(
     return op
 
 
+# Admission control may answer any operation but the probes and /metrics 503 `overloaded`; the
+# authenticated ones list 503 already.
+SHED = (503,)
+
+
 def _path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
 
@@ -576,9 +581,9 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/startupz": {"get": _op("Start-up finished", [], (200, "Health"), (503,), public=True)},
     "/": {
-        "get": _op("Where to start: the documentation, the contract, the probes", [], (200, "Index"), (), public=True)
+        "get": _op("Where to start: the documentation, the contract, the probes", [], (200, "Index"), SHED, public=True)
     },
-    "/openapi.json": {"get": _op("This document", [], (200, None), (), public=True)},
+    "/openapi.json": {"get": _op("This document", [], (200, None), SHED, public=True)},
     "/metrics": {
         "get": _op(
             "Prometheus metrics of every worker (here unless ORDERFAST_METRICS_PORT moves them to their own port)",
@@ -588,10 +593,12 @@ PATHS: dict[str, dict[str, Any]] = {
             public=True,
         )
     },
-    "/docs": {"get": _op("Interactive documentation (Swagger UI, served locally)", [], (200, None), (), public=True)},
-    "/docs/reference": {"get": _op("The contract as plain HTML, no script", [], (200, None), (), public=True)},
+    "/docs": {"get": _op("Interactive documentation (Swagger UI, served locally)", [], (200, None), SHED, public=True)},
+    "/docs/reference": {"get": _op("The contract as plain HTML, no script", [], (200, None), SHED, public=True)},
     "/docs/assets/{name}": {
-        "get": _op("The docs page's scripts and styles", [], (200, None), (404,), params=[_path("name")], public=True)
+        "get": _op(
+            "The docs page's scripts and styles", [], (200, None), (404, *SHED), params=[_path("name")], public=True
+        )
     },
 }
 
