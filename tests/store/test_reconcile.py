@@ -58,3 +58,18 @@ async def test_broken_rows_are_found(store: Store) -> None:
         ("orphan_event", "11111111-1111-7111-8111-111111111111"),
         ("reserved_stock", "SKU-B"),
     }
+
+
+async def test_published_references_page_newest_first_and_are_counted(store: Store) -> None:
+    await put(store, "SKU-A", stock=10)
+    await store.create_orders([new_order() for _ in range(5)])
+    claimed = await store.claim_outbox(10, 60)
+    await store.mark_published([(m.position, f"{i}-0") for i, m in enumerate(claimed, 1)])
+    assert await store.published_count() == 5
+    first = await store.published_refs(2)
+    second = await store.published_refs(2, before=first[-1][0])
+    rest = await store.published_refs(2, before=second[-1][0])
+    assert first + second + rest == [(m.position, f"{i}-0") for i, m in reversed(list(enumerate(claimed, 1)))]
+    await store.unpublish([claimed[0].position])  # the broker lost it
+    assert await store.published_count() == 4
+    assert claimed[0].position not in [p for p, _ in await store.published_refs(10)]

@@ -4,6 +4,7 @@ without touching the relay; Redis Streams is the first."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as redis
@@ -31,6 +32,20 @@ class Publisher(Protocol):
 
 def stream_for(aggregate_type: str, prefix: str) -> str:
     return f"{prefix}{aggregate_type}"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """What reconciliation reads of a stream."""
+
+    name: str
+    length: int
+    first: str | None  # the id of its oldest entry (None: empty)
+    added: int | None  # entries ever added to it, trimmed ones included (None: a Redis before 7 does not say)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisStreamsPublisher:
@@ -91,13 +106,21 @@ class RedisStreamsPublisher:
             found = await pipe.execute()
         return [bool(f) for f in found]
 
-    async def oldest_ref(self, aggregate_type: str) -> str | None:
-        """The oldest entry still in the stream (older ones were trimmed, not lost)."""
-        first = await self._redis.xrange(stream_for(aggregate_type, self._prefix), count=1)
-        if not first:
-            return None
-        ref = first[0][0]
-        return ref.decode() if isinstance(ref, bytes) else str(ref)
+    async def stream_state(self, aggregate_type: str) -> StreamState:
+        """The stream's length, oldest entry and how many entries it was ever given (``XINFO
+        STREAM``); an absent stream is empty and was given none."""
+        name = stream_for(aggregate_type, self._prefix)
+        try:
+            info = await self._redis.xinfo_stream(name)
+        except redis.ResponseError as e:
+            if "no such key" not in str(e).lower():
+                raise
+            return StreamState(name, 0, None, 0)
+        first = info.get("first-entry")
+        added = info.get("entries-added")  # Redis 7 and later
+        return StreamState(
+            name, int(info["length"]), _text(first[0]) if first else None, None if added is None else int(added)
+        )
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -155,8 +155,12 @@ class OutboxStore(Protocol):
 
     async def outbox_stats(self) -> OutboxStats: ...
 
-    async def published_refs(self, limit: int) -> list[tuple[int, str]]:
-        """(position, broker reference) of the most recently published events, newest first."""
+    async def published_refs(self, limit: int, before: int | None = None) -> list[tuple[int, str]]:
+        """(position, broker reference) of the most recently published events, newest first; with
+        ``before``, those at positions below it (the next page)."""
+
+    async def published_count(self) -> int:
+        """How many events hold a broker reference (published and not since lost)."""
 
     async def unpublish(self, positions: list[int]) -> None:
         """Marks events for publishing again (a broker lost them)."""

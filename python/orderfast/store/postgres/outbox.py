@@ -87,12 +87,22 @@ async def stats(conn: asyncpg.Connection) -> OutboxStats:
     return OutboxStats(row[0], row[1], row[2])
 
 
-async def published_refs(conn: asyncpg.Connection, limit: int) -> list[tuple[int, str]]:
+_LAST = 2**63 - 1  # above every position
+
+
+async def published_refs(conn: asyncpg.Connection, limit: int, before: int | None) -> list[tuple[int, str]]:
     rows = await conn.fetch(
-        "SELECT position, published_ref FROM outbox WHERE published_ref IS NOT NULL ORDER BY position DESC LIMIT $1",
+        "SELECT position, published_ref FROM outbox WHERE published_ref IS NOT NULL AND position < $2 "
+        "ORDER BY position DESC LIMIT $1",
         limit,
+        _LAST if before is None else before,
     )
     return [(r[0], r[1]) for r in rows]
+
+
+async def published_count(conn: asyncpg.Connection) -> int:
+    count = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_ref IS NOT NULL")
+    return int(count)
 
 
 async def renew(conn: asyncpg.Connection, positions: list[int], lease_seconds: float) -> None:

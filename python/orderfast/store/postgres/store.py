@@ -385,9 +385,13 @@ class PostgresStore:
         async with self._connection() as conn:
             return await outbox.stats(conn)
 
-    async def published_refs(self, limit: int) -> list[tuple[int, str]]:
+    async def published_refs(self, limit: int, before: int | None = None) -> list[tuple[int, str]]:
         async with self._connection() as conn:
-            return await outbox.published_refs(conn, limit)
+            return await outbox.published_refs(conn, limit, before)
+
+    async def published_count(self) -> int:
+        async with self._connection() as conn:
+            return await outbox.published_count(conn)
 
     async def renew_outbox(self, positions: list[int], lease_seconds: float) -> None:
         async with self._connection() as conn:

@@ -108,12 +108,21 @@ def stats(conn: sqlite3.Connection) -> OutboxStats:
     return OutboxStats(pending or 0, opt_from_ms(oldest), dead or 0)
 
 
-def published_refs(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str]]:
+_LAST = 2**63 - 1  # above every position
+
+
+def published_refs(conn: sqlite3.Connection, limit: int, before: int | None) -> list[tuple[int, str]]:
     rows = conn.execute(
-        "SELECT position, published_ref FROM outbox WHERE published_ref IS NOT NULL ORDER BY position DESC LIMIT ?",
-        (limit,),
+        "SELECT position, published_ref FROM outbox WHERE published_ref IS NOT NULL AND position < ? "
+        "ORDER BY position DESC LIMIT ?",
+        (_LAST if before is None else before, limit),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
+
+
+def published_count(conn: sqlite3.Connection) -> int:
+    (count,) = conn.execute("SELECT count(*) FROM outbox WHERE published_ref IS NOT NULL").fetchone()
+    return int(count)
 
 
 def renew(conn: sqlite3.Connection, positions: list[int], lease_seconds: float) -> None:

@@ -232,8 +232,11 @@ class SqliteStore:
     async def outbox_stats(self) -> OutboxStats:
         return await self._run(lambda conn: outbox.stats(conn))
 
-    async def published_refs(self, limit: int) -> list[tuple[int, str]]:
-        return await self._run(lambda conn: outbox.published_refs(conn, limit))
+    async def published_refs(self, limit: int, before: int | None = None) -> list[tuple[int, str]]:
+        return await self._run(lambda conn: outbox.published_refs(conn, limit, before))
+
+    async def published_count(self) -> int:
+        return await self._run(outbox.published_count)
 
     async def renew_outbox(self, positions: list[int], lease_seconds: float) -> None:
         return await self._run(lambda conn: outbox.renew(conn, positions, lease_seconds))
