@@ -71,6 +71,7 @@ class Relay:
         self.wake = asyncio.Event()
         self._stop: asyncio.Event | None = None
         self.outage_tries = 0  # consecutive batches the broker did not take
+        metrics.RELAY_DEAD_LETTERED.labels()  # exported from the start, at 0: a rate() needs the series
 
     def stop(self) -> None:
         """Asks ``run_forever`` to return once the batch in hand is published and marked (an idle

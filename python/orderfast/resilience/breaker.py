@@ -40,6 +40,8 @@ class Breaker:
         self._clock = clock
         self._since = 0.0  # when it opened, or when the probe went out
         m.BREAKER_STATE.set(CLOSED, dependency)
+        for name in STATE_NAMES.values():  # every transition's series from the start, at 0
+            m.BREAKER_TRANSITIONS.labels(dependency, name)
 
     def allow(self) -> bool:
         """May a call go out now? False: fail it at once. Half-open, the first caller after the

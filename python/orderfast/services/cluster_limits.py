@@ -102,6 +102,7 @@ class SharedRateLimits:
         self._prefix = prefix
         self._down = False
         self.breaker = breaker or Breaker("redis-ratelimit")
+        m.DEPENDENCY_TIMEOUTS.labels("redis", "ratelimit")  # exported from the start, at 0
 
     async def acquire(self, keys: Sequence[str | None], cost: int = 1) -> list[SharedDecision | None] | None:
         """One decision per policy (None where the request has no key for it); None as a whole when

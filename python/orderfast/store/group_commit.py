@@ -57,6 +57,7 @@ class GroupCommit(Generic[In, Out]):
         self._tasks: set[asyncio.Task[None]] = set()
         self._traced: dict[asyncio.Future[Out], Any] = {}  # a traced caller's wait span, by its future
         self._system = system
+        m.DEPENDENCY_TIMEOUTS.labels(system or "store", "batch_wait")  # exported from the start, at 0
         self.batches = 0  # counters, for tests and metrics
         self.items = 0
 

@@ -155,6 +155,8 @@ class PostgresStore:
         self._max_size = max_size
         self._statement_timeout = statement_timeout
         self.breaker = breaker or Breaker("postgresql")
+        for stage in ("connect", "statement", "budget_spent"):  # exported from the start, at 0
+            m.DEPENDENCY_TIMEOUTS.labels("postgresql", stage)
         self._pool: asyncpg.Pool | None = None
         self.group = GroupCommit(
             self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size), system="postgresql"
