@@ -153,7 +153,10 @@ def publisher(settings: Settings) -> RedisStreamsPublisher:
     if settings.redis_url is None:
         raise ConfigError("events are published to Redis Streams: set ORDERFAST_REDIS_URL")
     return RedisStreamsPublisher.from_url(
-        settings.redis_url.reveal(), maxlen=settings.stream_maxlen, prefix=settings.stream_prefix
+        settings.redis_url.reveal(),
+        maxlen=settings.stream_maxlen,
+        prefix=settings.stream_prefix,
+        timeout=settings.request_timeout,
     )
 
 

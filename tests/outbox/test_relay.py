@@ -17,6 +17,7 @@ from orderfast.observability import instruments
 from orderfast.observability.logging import JsonFormatter
 from orderfast.outbox.publisher import BrokerUnavailable, RedisStreamsPublisher
 from orderfast.outbox.relay import Relay, RelaySettings, backoff, dead_count, lag_seconds
+from orderfast.resilience.breaker import CLOSED, HALF_OPEN, OPEN
 from orderfast.store.base import Change, OutboxMessage, Store
 from tests.conftest import planned
 from tests.store.test_contract import new_order, put
@@ -234,11 +235,15 @@ async def test_a_broker_outage_dead_letters_nothing_and_the_backlog_goes_out_whe
     for tries in range(1, 6):
         assert await relay.run_once() == 2, "the events are released at once, not left leased"
         assert relay.outage_tries == tries
+        assert relay.breaker.state == OPEN, "the publishing breaker shows the outage"
+        relay.breaker.probe()  # as run_forever does before each retry
+        assert relay.breaker.state == HALF_OPEN
     assert await dead_count(store) == 0 and (await store.outbox_stats()).pending == 4
     assert 0 < relay.outage_delay <= 2.0, "retries stay close together: the backlog drains soon after"
     while await relay.run_once():
         pass
     assert relay.outage_tries == 0, "the outage is over once the broker takes a batch"
+    assert relay.breaker.state == CLOSED
     published = [(e["aggregate_id"], e["sequence"]) for e in await stream(redis_url, publisher)]
     assert sorted(published) == sorted((i, s) for i in ids for s in ("1", "2"))
 

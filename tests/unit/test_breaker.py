@@ -99,8 +99,11 @@ def test_late_results_while_open_change_nothing() -> None:
 def test_every_transition_is_a_json_log_line(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     breaker = Breaker("t-log", failures=2, cooldown=1.0, clock=clock)
-    with caplog.at_level(logging.INFO, logger="orderfast.breaker"):
+    with caplog.at_level(logging.DEBUG, logger="orderfast.breaker"):
         breaker.failure()
+        breaker.failure()
+        clock.now += 1.0
+        breaker.allow()
         breaker.failure()
         clock.now += 1.0
         breaker.allow()
@@ -108,10 +111,23 @@ def test_every_transition_is_a_json_log_line(caplog: pytest.LogCaptureFixture) -
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
     assert [(x["level"], x["dependency"], x["previous"], x["state"]) for x in lines] == [
         ("warning", "t-log", "closed", "open"),
-        ("info", "t-log", "open", "half_open"),
+        ("debug", "t-log", "open", "half_open"),
+        ("debug", "t-log", "half_open", "open"),
+        ("debug", "t-log", "open", "half_open"),
         ("info", "t-log", "half_open", "closed"),
     ]
     assert "2 failures in a row" in lines[0]["msg"]
+
+
+def test_a_caller_with_its_own_schedule_marks_its_retries_as_probes() -> None:
+    breaker = Breaker("t-own", failures=1, cooldown=60.0, clock=Clock())
+    breaker.probe()
+    assert breaker.state == CLOSED, "nothing to probe while closed"
+    breaker.failure()
+    breaker.probe()  # long before the cooldown: the caller decides when
+    assert breaker.state == HALF_OPEN
+    breaker.success()
+    assert breaker.state == CLOSED
 
 
 def test_nonsense_parameters_are_refused() -> None:

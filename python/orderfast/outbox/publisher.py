@@ -65,8 +65,11 @@ class RedisStreamsPublisher:
         self._prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, *, maxlen: int, prefix: str) -> RedisStreamsPublisher:
-        return cls(redis.Redis.from_url(url), maxlen=maxlen, prefix=prefix)
+    def from_url(cls, url: str, *, maxlen: int, prefix: str, timeout: float | None = 5.0) -> RedisStreamsPublisher:
+        """``timeout``: seconds to connect and for each reply — a partitioned or frozen Redis is
+        then an outage the relay rides out (``BrokerUnavailable``), not a relay stuck forever."""
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(client, maxlen=maxlen, prefix=prefix)
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> list[str | Exception]:
         if not messages:

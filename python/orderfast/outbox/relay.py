@@ -30,6 +30,7 @@ import orjson
 from orderfast.observability import instruments as metrics
 from orderfast.observability import tracing
 from orderfast.outbox.publisher import BrokerUnavailable, Publisher
+from orderfast.resilience.breaker import Breaker
 from orderfast.store.base import OutboxMessage, OutboxStore
 
 log = logging.getLogger("orderfast.relay")
@@ -63,7 +64,10 @@ class Relay:
         settings: RelaySettings | None = None,
         *,
         rng: Callable[[], float] = random.random,
+        breaker: Breaker | None = None,
     ) -> None:
+        """``breaker``: exports the broker's state (``redis-publish``): open through an outage,
+        half-open while a retry is out; the relay's own outage delay spaces the retries."""
         self._store = store
         self._publisher = publisher
         self._s = settings or RelaySettings()
@@ -71,6 +75,7 @@ class Relay:
         self.wake = asyncio.Event()
         self._stop: asyncio.Event | None = None
         self.outage_tries = 0  # consecutive batches the broker did not take
+        self.breaker = breaker or Breaker("redis-publish", failures=1)
         metrics.RELAY_DEAD_LETTERED.labels()  # exported from the start, at 0: a rate() needs the series
 
     def stop(self) -> None:
@@ -177,10 +182,13 @@ class Relay:
         the relay waits ``outage_delay`` between tries (capped low, so a backlog drains within
         seconds of the broker's return)."""
         if not available:
+            self.breaker.failure()
             if self.outage_tries == 0:
                 log.warning("the broker is unavailable: events wait (none is dead-lettered) until it answers")
             self.outage_tries += 1
-        elif self.outage_tries and published:
+        elif published:
+            self.breaker.success()
+        if available and self.outage_tries and published:
             log.info("the broker answers again after %d tries: publishing the backlog", self.outage_tries)
             self.outage_tries = 0
 
@@ -233,6 +241,7 @@ class Relay:
             if self.outage_tries:  # new events do not hurry a retry while the broker is away
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.outage_delay)
+                self.breaker.probe()
                 continue
             self.wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -4,7 +4,10 @@ Closed, every call goes through; ``failures`` unavailability failures in a row (
 out — never a refusal the dependency itself gave) open it. Open, calls fail at once, without
 touching the network, for ``cooldown`` seconds; then it is half-open and lets one call through as
 a probe: success closes it, failure opens it for another cooldown. Every change of state is logged
-(one JSON line) and exported (``orderfast_circuit_breaker_state``, ``…_transitions``).
+(one JSON line: opening a warning, closing info, the probes' comings and goings debug — a long
+outage would otherwise log twice a cooldown) and exported (``orderfast_circuit_breaker_state``,
+``…_transitions``). A caller that schedules its own retries (the relay) marks them as probes with
+:meth:`probe` instead of asking :meth:`allow`.
 
 Per process and in memory: each worker finds out for itself, which costs at most ``failures``
 calls per worker per outage. The closed path is one attribute test.
@@ -57,6 +60,12 @@ class Breaker:
             self._move(HALF_OPEN, "letting one call through as a probe")
         return True
 
+    def probe(self) -> None:
+        """The caller is about to try again on its own schedule: half-open until it reports."""
+        if self.state == OPEN:
+            self._since = self._clock()
+            self._move(HALF_OPEN, "the caller retries")
+
     def success(self) -> None:
         if self.state == CLOSED:
             self._failures = 0
@@ -80,7 +89,12 @@ class Breaker:
         name = STATE_NAMES[state]
         m.BREAKER_STATE.set(state, self.dependency)
         m.BREAKER_TRANSITIONS.labels(self.dependency, name).inc()
-        level = logging.WARNING if state == OPEN else logging.INFO
+        if state == CLOSED:
+            level = logging.INFO
+        elif state == OPEN and was == CLOSED:
+            level = logging.WARNING
+        else:  # a probe going out, or failing: the outage goes on
+            level = logging.DEBUG
         log.log(
             level,
             "circuit breaker %s: %s → %s (%s)",
