@@ -4,51 +4,19 @@ idempotency record, stock reserved) — all of a transaction or none of it."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 
 from tests.e2e.conftest import Server, order_body
-
-INITIAL_STOCK = 1_000_000
-AUDIT = {
-    "orders": "SELECT id::text AS id FROM orders",
-    "lines": "SELECT order_id::text AS id, count(*) AS n, sum(quantity) AS q FROM order_lines GROUP BY order_id",
-    "events": "SELECT aggregate_id::text AS id FROM outbox WHERE event_type = 'order.created'",
-    "keys": "SELECT order_id::text AS id FROM idempotency_keys",
-    "stock": "SELECT stock FROM products WHERE sku = 'CRASH-1'",
-}
-
-
-def audit(server: Server) -> dict[str, list[tuple[Any, ...]]]:
-    url = server.env.get("ORDERFAST_DATABASE_URL")
-    if url is None:
-        con = sqlite3.connect(Path(server.env["ORDERFAST_DATA_DIR"]) / "orderfast.db")
-        try:
-            return {k: con.execute(q.replace("::text", "")).fetchall() for k, q in AUDIT.items()}
-        finally:
-            con.close()
-
-    async def run() -> dict[str, list[tuple[Any, ...]]]:
-        conn = await asyncpg.connect(url)
-        try:
-            return {k: [tuple(r) for r in await conn.fetch(q)] for k, q in AUDIT.items()}
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+from tests.faults.audit import INITIAL_STOCK, SKU, assert_whole, snapshot
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -63,7 +31,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_order_and_leaves_no_partial_one
     server.start()
     with server.client("admin", "admin") as admin:
         admin.put(
-            "/v1/products/CRASH-1",
+            f"/v1/products/{SKU}",
             json={"name": "c", "price": "1.00", "currency": "USD", "stock": INITIAL_STOCK},
         ).raise_for_status()
     acknowledged: list[str] = []
@@ -76,7 +44,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_order_and_leaves_no_partial_one
                 try:
                     r = c.post(
                         "/v1/orders",
-                        content=orjson.dumps(order_body(("CRASH-1", 1 + n % 3))),
+                        content=orjson.dumps(order_body((SKU, 1 + n % 3))),
                         headers={"content-type": "application/json", "idempotency-key": uuid.uuid4().hex},
                     )
                 except httpx.TransportError:
@@ -98,12 +66,4 @@ def test_sigkill_mid_burst_loses_no_acknowledged_order_and_leaves_no_partial_one
         os.killpg(pgid, signal.SIGKILL)
         server.proc.wait()
 
-    db = audit(server)
-    orders = {r[0] for r in db["orders"]}
-    lines = {r[0]: (r[1], r[2]) for r in db["lines"]}
-    assert set(acknowledged) <= orders, "an acknowledged order was lost"
-    assert set(lines) == orders, "an order without lines, or lines without an order"
-    assert {r[0] for r in db["events"]} == orders, "every order has exactly its outbox event"
-    assert sorted(r[0] for r in db["keys"]) == sorted(orders), "one idempotency record per order"
-    reserved = sum(q for _, q in lines.values())
-    assert db["stock"][0][0] == INITIAL_STOCK - reserved, "stock reserved exactly for the orders that exist"
+    assert_whole(snapshot(server.env), acknowledged)
