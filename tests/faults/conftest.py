@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import unavailable
 from tests.faults.harness import RedisServer, postgres_pids, signal_all
 from tests.ops.pgcluster import Cluster, Tools, Unavailable

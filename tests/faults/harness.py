@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import orjson
 import redis
+
 from tests.e2e.conftest import Server
 from tests.faults.audit import INITIAL_STOCK, SKU
 from tests.ops.pgcluster import Cluster, free_port, wait_until

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+
 from tests.e2e.conftest import Server
 from tests.e2e.tcp_proxy import TcpProxy
 from tests.faults.audit import assert_whole, snapshot

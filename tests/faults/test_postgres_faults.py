@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
+
 from tests.faults.harness import fault_server, postgres_pids, serving, signal_all, start_again
 from tests.faults.outage import ride_out
 from tests.ops.pgcluster import Cluster

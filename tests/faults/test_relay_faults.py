@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from tests.conftest import run_blocking
 from tests.e2e.tcp_proxy import TcpProxy
 from tests.faults.harness import (

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.faults.audit import assert_whole, snapshot, wait_quiet
 from tests.faults.harness import Creates, fault_server, kill_group, order_id, serving, settle
 
@@ -56,6 +57,8 @@ def test_sigkill_under_load_loses_nothing_and_every_retry_replays_or_creates_onc
                 assert "idempotent-replayed" not in again.headers, "created now, once"
             answers[a.key] = order_id(again)
 
+    late = sum(a.key in committed for a in unanswered)
+    print(f"\nserver SIGKILL: {len(acked)} acknowledged, {len(unanswered)} unanswered of which {late} had committed")
     db = snapshot(server.env)
     assert all(n == 1 for n in Counter(key for _, key in db.keys).values()), "one record per key"
     assert {key: oid for (_, key), (oid, _) in db.keys.items()} == answers, "each key: the order its client holds"
