@@ -100,7 +100,7 @@ def test_the_limit_shrinks_when_latency_rises() -> None:
     learn_baseline(lim, clock)
     start = clock.now
     while clock.now - start < 5:
-        round_trip(lim, clock, 1000, lambda n: 10 * BASE)
+        round_trip(lim, clock, 1000, lambda n: 40 * BASE)
     assert lim.limit < 10
     assert lim.limit >= 1
 
@@ -115,8 +115,9 @@ def test_it_settles_where_latency_is_within_its_tolerance_of_the_baseline() -> N
         round_trip(lim, clock, 1000, saturated)
         limits.append(lim.limit)
     settled = limits[len(limits) // 2 :]
-    # At n in flight the latency is BASE * n / 8: tolerance 2 with sqrt headroom settles near 2.5x.
-    assert min(settled) >= 8 and max(settled) <= 40, (min(settled), max(settled))
+    # At n in flight the latency is BASE * n / 8: with tolerance 8 and the sqrt headroom it settles
+    # where latency is ~9x BASE (n ~ 72), and stays there.
+    assert min(settled) >= 48 and max(settled) <= 110, (min(settled), max(settled))
 
 
 def test_the_baseline_is_measured_again_under_sustained_overload_and_does_not_drift() -> None:
@@ -134,7 +135,7 @@ def test_the_baseline_is_measured_again_under_sustained_overload_and_does_not_dr
             assert round_trip(lim, clock, 1000, saturated) <= 4, "a probe admits 4 at a time"
     assert probes >= 15
     assert lim.min_rtt == pytest.approx(BASE), "measured at low concurrency, not at the loaded latency"
-    assert lim.limit <= 40
+    assert lim.limit <= 110
 
 
 def test_the_first_pressure_without_a_baseline_probes_for_one() -> None:
