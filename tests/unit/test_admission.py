@@ -138,6 +138,19 @@ def test_the_baseline_is_measured_again_under_sustained_overload_and_does_not_dr
     assert lim.limit <= 110
 
 
+def test_a_probe_in_a_congested_moment_does_not_raise_the_baseline_until_the_horizon_has_passed() -> None:
+    clock = Clock()
+    lim = limiter(clock, initial=64, probe_interval=5.0)
+    learn_baseline(lim, clock)
+    start = clock.now
+    while clock.now - start < 8:  # everything is 5x slower now, probes included
+        round_trip(lim, clock, 1000, lambda n: 5 * BASE)
+    assert lim.min_rtt == pytest.approx(BASE), "a cleaner measurement is recent"
+    while clock.now - start < 30:
+        round_trip(lim, clock, 1000, lambda n: 5 * BASE)
+    assert lim.min_rtt == pytest.approx(5 * BASE), "two intervals later, the server is slower: the baseline follows"
+
+
 def test_the_first_pressure_without_a_baseline_probes_for_one() -> None:
     clock = Clock()
     lim = limiter(clock, initial=64)

@@ -15,8 +15,9 @@ is *not* loaded, and the whole difficulty is to keep that baseline honest. A lon
 Envoy does, the baseline is *measured*: from a window in which no more than ``probe_concurrency``
 requests were ever in flight (light load measures it for free), or — when it is older than
 ``probe_interval`` and the limit is in use — by a probe that admits only ``probe_concurrency``
-requests until ``probe_samples`` of them have completed (their median is the new baseline; at 2x
-overload it sheds for some tens of milliseconds every half minute). The ``sqrt(limit)`` headroom
+requests until ``probe_samples`` of them have completed (their median is a new measurement; at 2x
+overload it sheds for some tens of milliseconds every half minute). The baseline is the lowest
+measurement of the last two probe intervals. The ``sqrt(limit)`` headroom
 lets the limit grow while latency stays within ``tolerance`` of the baseline, and keeps it from
 settling below 4 on its own.
 
@@ -32,6 +33,7 @@ small to fill it).
 
 from __future__ import annotations
 
+import collections
 import math
 import random
 import time
@@ -75,6 +77,7 @@ class GradientLimiter:
         self.limit = int(self._limit)
         self.inflight = 0
         self.min_rtt: float | None = None
+        self._baselines: collections.deque[tuple[float, float]] = collections.deque()  # (when, rtt)
         self.probing = False
         self._tolerance = tolerance
         self._window = window
@@ -126,8 +129,7 @@ class GradientLimiter:
         self._sum, self._count, self._peak, self._shed = 0.0, 0, self.inflight, False
         self._window_end = now + self._window
         if peak <= self._probe_cap and not shed:  # unloaded: the baseline, measured for free
-            self.min_rtt = sample
-            self._refresh_at = now + self._interval()
+            self._measured(now, sample)
             return
         if not shed and 2 * peak < self.limit:
             return  # the limit is not what holds this worker back: nothing to learn from here
@@ -141,11 +143,22 @@ class GradientLimiter:
 
     def _end_probe(self, now: float) -> None:
         self._probe.sort()
-        self.min_rtt = self._probe[len(self._probe) // 2]
+        self._measured(now, self._probe[len(self._probe) // 2])
         self.probing = False
-        self._refresh_at = now + self._interval()
         self._sum, self._count, self._peak, self._shed = 0.0, 0, self.inflight, False
         self._window_end = now + self._window
+
+    def _measured(self, now: float, rtt: float) -> None:
+        # The baseline is the lowest measurement of the last two probe intervals: a probe taken in
+        # the thick of an overload also measures the event loop's backlog, and must not raise the
+        # baseline (and with it the limit) while a cleaner measurement is recent; a server that has
+        # really become slower has its new baseline within two intervals.
+        baselines = self._baselines
+        baselines.append((now, rtt))
+        while baselines[0][0] < now - 2 * self._probe_interval:
+            baselines.popleft()
+        self.min_rtt = min(v for _, v in baselines)
+        self._refresh_at = now + self._interval()
 
     def _set(self, limit: float) -> None:
         self._limit = min(float(self.maximum), max(1.0, limit))
