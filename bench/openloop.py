@@ -20,7 +20,7 @@ import argparse
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,10 @@ except ImportError:  # pragma: no cover - the dev install has it
     uvloop = None
 
 
+def _histogram() -> HdrHistogram:
+    return HdrHistogram(1, 60_000_000, 3)
+
+
 @dataclass
 class Result:
     rate: float
@@ -42,15 +46,34 @@ class Result:
     non2xx: int = 0
     errors: int = 0
     elapsed: float = 0.0
-    histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    histogram: HdrHistogram = field(default_factory=_histogram)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    # The 2xx answers alone (under overload the 503s are fast and would flatter the percentiles),
+    # overall and per second of the run (by due time: second 0 is the first second's requests).
+    ok_histogram: HdrHistogram = field(default_factory=_histogram)
+    ok_seconds: dict[int, HdrHistogram] = field(default_factory=lambda: collections.defaultdict(_histogram))
 
     @property
     def achieved(self) -> float:
         return (self.ok + self.non2xx) / self.elapsed if self.elapsed else 0.0
 
+    @property
+    def goodput(self) -> float:
+        """2xx answers per second of the schedule."""
+        return self.ok / self.duration if self.duration else 0.0
+
     def percentile_ms(self, p: float) -> float:
         return float(self.histogram.get_value_at_percentile(p)) / 1000
+
+    def ok_percentile_ms(self, p: float) -> float:
+        return float(self.ok_histogram.get_value_at_percentile(p)) / 1000
+
+    def timeline(self, p: float = 99) -> list[tuple[int, int, float]]:
+        """(second, 2xx answers, their P``p`` in ms) for each second of the schedule."""
+        return [
+            (s, h.get_total_count(), float(h.get_value_at_percentile(p)) / 1000)
+            for s, h in sorted(self.ok_seconds.items())
+        ]
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -65,6 +88,9 @@ class Result:
             "p99_ms": self.percentile_ms(99),
             "p999_ms": self.percentile_ms(99.9),
             "max_ms": float(self.histogram.get_max_value()) / 1000,
+            "goodput_rps": round(self.goodput, 1),
+            "ok_p50_ms": self.ok_percentile_ms(50),
+            "ok_p99_ms": self.ok_percentile_ms(99),
             "statuses": dict(self.statuses),
         }
 
@@ -119,10 +145,20 @@ def _content_length(head: bytes) -> int:
 async def run(url: str, rate: float, duration: float, make: Callable[[int], bytes], *, connections: int = 64) -> Result:
     """Sends ``rate * duration`` requests on schedule over up to ``connections`` keep-alive
     connections (opened lazily, kept), then waits for the last answer."""
+    (result,) = await run_phases(url, [(rate, duration)], make, connections=connections)
+    return result
+
+
+async def run_phases(
+    url: str, phases: Sequence[tuple[float, float]], make: Callable[[int], bytes], *, connections: int = 64
+) -> list[Result]:
+    """One schedule of consecutive phases, each ``(rate, seconds)``, with no gap between them (an
+    overload, then normal load, to see how soon latency recovers); one Result per phase. Requests
+    are numbered across phases, so ``make(i)`` can give each a unique key."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
-    result = Result(rate, duration)
+    results = [Result(rate, duration) for rate, duration in phases]
     idle: collections.deque[_Conn] = collections.deque()
     opened = 0
     waiting: collections.deque[asyncio.Future[_Conn]] = collections.deque()
@@ -157,7 +193,7 @@ async def run(url: str, rate: float, duration: float, make: Callable[[int], byte
                 return
         idle.append(conn)
 
-    async def one(i: int, due: float) -> None:
+    async def one(result: Result, i: int, due: float, second: int) -> None:
         conn = None
         try:
             conn = await acquire()
@@ -168,33 +204,42 @@ async def run(url: str, rate: float, duration: float, make: Callable[[int], byte
                 conn.closed = True
                 release(conn)
             return
-        latency_us = max(1, int((done - due) * 1_000_000))
-        result.histogram.record_value(min(latency_us, 60_000_000))
+        latency_us = min(max(1, int((done - due) * 1_000_000)), 60_000_000)
+        result.histogram.record_value(latency_us)
         result.statuses[status] += 1
         if 200 <= status < 300:
             result.ok += 1
+            result.ok_histogram.record_value(latency_us)
+            result.ok_seconds[second].record_value(latency_us)
         else:
             result.non2xx += 1
         release(conn)
 
-    total = int(rate * duration)
     tasks = []
     clock = time.perf_counter
     start = clock() + 0.05
-    for i in range(total):
-        due = start + i / rate
-        delay = due - clock()
-        if delay > 0.0005:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(i, due)))
-        result.sent += 1
+    i = 0
+    for result in results:
+        total, rate = int(result.rate * result.duration), result.rate
+        for n in range(total):
+            due = start + n / rate
+            delay = due - clock()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(result, i, due, int(n / rate))))
+            result.sent += 1
+            i += 1
+        start += result.duration
     await asyncio.gather(*tasks)
-    result.elapsed = clock() - start
+    # Every phase but the last lasts its schedule; the last also waits for the last answers.
+    results[-1].elapsed = clock() - (start - results[-1].duration)
+    for result in results[:-1]:
+        result.elapsed = result.duration
     for conn in idle:
         if conn.transport is not None:
             conn.transport.close()
     await asyncio.sleep(0)  # let the transports finish closing before the loop does
-    return result
+    return results
 
 
 def request_bytes(method: str, path: str, host: str, headers: dict[str, str], body: bytes = b"") -> bytes:
@@ -205,9 +250,16 @@ def request_bytes(method: str, path: str, host: str, headers: dict[str, str], bo
 
 
 def run_blocking(url: str, rate: float, duration: float, make: Callable[[int], bytes], **kw: Any) -> Result:
+    (result,) = run_phases_blocking(url, [(rate, duration)], make, **kw)
+    return result
+
+
+def run_phases_blocking(
+    url: str, phases: Sequence[tuple[float, float]], make: Callable[[int], bytes], **kw: Any
+) -> list[Result]:
     if uvloop is not None:
-        return uvloop.run(run(url, rate, duration, make, **kw))
-    return asyncio.run(run(url, rate, duration, make, **kw))
+        return uvloop.run(run_phases(url, phases, make, **kw))
+    return asyncio.run(run_phases(url, phases, make, **kw))
 
 
 def main() -> None:
