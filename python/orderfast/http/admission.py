@@ -190,6 +190,9 @@ class Admission:
         self._routes = [r for r in routes if isinstance(r, Route)]
         self._problem = overloaded(retry_after)
         self._headers = [(b"content-type", PROBLEM_JSON.encode()), (b"retry-after", str(retry_after).encode())]
+        for route in self._routes:  # every route's series from the start, at 0: rate() needs them
+            if route.path not in EXEMPT:
+                m.ADMISSION_SHED.labels(route.path)
 
     @classmethod
     def adaptive(cls, app: ASGIApp, maximum: int, routes: Sequence[BaseRoute]) -> Admission:
