@@ -52,6 +52,7 @@ class OrderfastApp(Starlette):
     measured = False
     logged = False
     admission_max: int | None = None  # None: no admission control
+    admission_tolerance = 8.0
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
@@ -62,7 +63,7 @@ class OrderfastApp(Starlette):
         if self.admission_max is not None:
             # Before routing, authentication and the body, so that a shed request costs little;
             # inside the observer, so that it still has its request id, headers and metrics.
-            inner = Admission.adaptive(inner, self.admission_max, self.router.routes)
+            inner = Admission.adaptive(inner, self.admission_max, self.router.routes, self.admission_tolerance)
         inner = RequestObserver(inner, measured=self.measured, logged=self.logged)
         return SecurityHeaders(inner, draining)
 
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
     app.measured = settings.metrics
     app.logged = settings.access_log
     app.admission_max = settings.admission_max if settings.admission else None
+    app.admission_tolerance = settings.admission_tolerance
     return app
 
 

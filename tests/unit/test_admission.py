@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -118,6 +119,36 @@ def test_it_settles_where_latency_is_within_its_tolerance_of_the_baseline() -> N
     # At n in flight the latency is BASE * n / 8: with tolerance 8 and the sqrt headroom it settles
     # where latency is ~9x BASE (n ~ 72), and stays there.
     assert min(settled) >= 48 and max(settled) <= 110, (min(settled), max(settled))
+
+
+def test_a_lower_tolerance_settles_at_a_lower_limit() -> None:
+    """ORDERFAST_ADMISSION_TOLERANCE trades throughput for latency: at tolerance 4 the same worker
+    settles where latency is about half what tolerance 8 allows."""
+    settled = {}
+    for tolerance in (4.0, 8.0):
+        clock = Clock()
+        lim = limiter(clock, initial=64, tolerance=tolerance)
+        learn_baseline(lim, clock)
+        limits = []
+        start = clock.now
+        while clock.now - start < 20:
+            round_trip(lim, clock, 1000, saturated)
+            limits.append(lim.limit)
+        tail = limits[len(limits) // 2 :]
+        settled[tolerance] = sum(tail) / len(tail)
+    assert 0.35 < settled[4.0] / settled[8.0] < 0.7, settled
+
+
+def test_the_setting_reaches_the_limiter(tmp_path: Path) -> None:
+    from orderfast.app import create_app
+    from orderfast.config import Settings
+
+    env = {"ORDERFAST_ADMISSION_TOLERANCE": "3", "ORDERFAST_DATA_DIR": str(tmp_path), "ORDERFAST_JWT_SECRET": "k" * 40}
+    app = create_app(Settings.from_env(env))
+    layer: Any = app.build_middleware_stack()  # type: ignore[attr-defined]
+    while not isinstance(layer, Admission):
+        layer = layer.app
+    assert layer.limiter._tolerance == 3.0
 
 
 def test_the_baseline_is_measured_again_under_sustained_overload_and_does_not_drift() -> None:

@@ -258,6 +258,13 @@ class Settings:
         parse=v.integer(1),
         doc="the adaptive limit's ceiling: most requests one worker handles at once",
     )
+    admission_tolerance: float = setting(
+        8.0,
+        env="ADMISSION_TOLERANCE",
+        parse=v.number(),
+        doc="how far the mean latency may rise above the worker's unloaded latency before the limit shrinks: "
+        "lower keeps admitted requests faster, higher keeps more throughput (see Performance → Overload)",
+    )
     breaker_failures: int = setting(
         5,
         env="BREAKER_FAILURES",

@@ -195,8 +195,8 @@ class Admission:
                 m.ADMISSION_SHED.labels(route.path)
 
     @classmethod
-    def adaptive(cls, app: ASGIApp, maximum: int, routes: Sequence[BaseRoute]) -> Admission:
-        return cls(app, GradientLimiter(maximum, on_change=_gauge), routes)
+    def adaptive(cls, app: ASGIApp, maximum: int, routes: Sequence[BaseRoute], tolerance: float = 8.0) -> Admission:
+        return cls(app, GradientLimiter(maximum, tolerance=tolerance, on_change=_gauge), routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
