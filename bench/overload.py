@@ -89,7 +89,9 @@ def requests(host: str, token: str, lines: int = 3, pool: int = 1024) -> Callabl
 
 
 @contextmanager
-def server(dsn: str, data_dir: Path, workers: int, admission: bool) -> Iterator[harness.Target]:
+def server(
+    dsn: str, data_dir: Path, workers: int, admission: bool, tolerance: float | None = None
+) -> Iterator[harness.Target]:
     env = {
         "ORDERFAST_DATABASE_URL": dsn,
         "ORDERFAST_DATA_DIR": str(data_dir),
@@ -100,6 +102,8 @@ def server(dsn: str, data_dir: Path, workers: int, admission: bool) -> Iterator[
         "ORDERFAST_ADMISSION": "true" if admission else "false",
         "ORDERFAST_IDEMPOTENCY_CAPACITY": MAP_CAPACITY,
     }
+    if tolerance is not None:
+        env["ORDERFAST_ADMISSION_TOLERANCE"] = str(tolerance)
     port = harness.free_port()
     cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with harness.serving("orderfast", [*cmd, "--workers", str(workers)], env, port, "/readyz") as target:
@@ -384,6 +388,7 @@ def main() -> None:
     ap.add_argument("--warm", type=float, default=60, help="seconds of warm-up before the capacity search")
     ap.add_argument("--start", type=float, default=1000, help="first capacity step, requests/s")
     ap.add_argument("--capacity", type=float, help="skip the search: this many create-orders/s")
+    ap.add_argument("--tolerance", type=float, help="ORDERFAST_ADMISSION_TOLERANCE of the admission-on server")
     ap.add_argument("--shed-cost", action="store_true")
     args = ap.parse_args()
     if args.shed_cost:
@@ -395,6 +400,7 @@ def main() -> None:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "workers": args.workers,
         "duration": args.duration,
+        "tolerance": args.tolerance,
         "shed_cost": shed_cost(),
     }
     token = mint_token(harness.SECRET, "bench-user", ttl=86_400)
@@ -419,7 +425,7 @@ def main() -> None:
                 print(f"capacity {capacity}/s", flush=True)
             # Admission on first, right after the search (the database as the search left it);
             # off after, for comparison (its 2x run leaves a minute-long backlog behind it).
-            with server(dsn, Path(tmp) / "on", args.workers, admission=True) as target:
+            with server(dsn, Path(tmp) / "on", args.workers, admission=True, tolerance=args.tolerance) as target:
                 make = requests(target.url.removeprefix("http://"), token)
                 print("admission on:", flush=True)
                 report["on"] = overload_run(target, make, capacity, args.duration)
