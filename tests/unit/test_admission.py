@@ -20,6 +20,7 @@ from starlette.routing import Route
 from orderfast.http.admission import Admission, GradientLimiter
 from orderfast.http.metrics import RequestObserver
 from orderfast.observability import instruments as m
+from tests.unit.asgi import http_scope
 
 BASE = 0.002  # the unloaded latency of the simulated worker, seconds
 
@@ -244,20 +245,7 @@ async def call(asgi: Any, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"x")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope(path, "POST")
     await asgi(scope, receive, send)
     return sent[0]["status"], dict(sent[0]["headers"]), b"".join(x.get("body", b"") for x in sent[1:])
 

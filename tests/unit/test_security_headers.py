@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from orderfast.app import OrderfastApp
 from orderfast.http.errors import EXCEPTION_HANDLERS
+from tests.unit.asgi import http_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -33,20 +34,7 @@ async def call(app: Any, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"x")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope(path)
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
