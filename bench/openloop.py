@@ -45,6 +45,9 @@ class Result:
     ok: int = 0
     non2xx: int = 0
     errors: int = 0
+    error_kinds: collections.Counter[str] = field(
+        default_factory=collections.Counter
+    )  # e.g. "connect ConnectionRefusedError"
     elapsed: float = 0.0
     histogram: HdrHistogram = field(default_factory=_histogram)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -83,6 +86,7 @@ class Result:
             "ok": self.ok,
             "non2xx": self.non2xx,
             "errors": self.errors,
+            "error_kinds": dict(self.error_kinds),
             "p50_ms": self.percentile_ms(50),
             "p90_ms": self.percentile_ms(90),
             "p99_ms": self.percentile_ms(99),
@@ -198,8 +202,9 @@ async def run_phases(
         try:
             conn = await acquire()
             status, done = await conn.request(make(i))
-        except (OSError, ConnectionError):
+        except (OSError, ConnectionError) as e:
             result.errors += 1
+            result.error_kinds[f"{'request' if conn is not None else 'connect'} {type(e).__name__}"] += 1
             if conn is not None:
                 conn.closed = True
                 release(conn)

@@ -179,6 +179,7 @@ def brief(r: openloop.Result) -> dict[str, Any]:
         "p99_ms": r.percentile_ms(99),
         "statuses": dict(r.statuses),
         "errors": r.errors,
+        "error_kinds": dict(r.error_kinds),
     }
 
 
