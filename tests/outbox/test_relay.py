@@ -19,6 +19,8 @@ from orderfast.outbox.publisher import BrokerUnavailable, RedisStreamsPublisher
 from orderfast.outbox.relay import Relay, RelaySettings, backoff, dead_count, lag_seconds
 from orderfast.resilience.breaker import CLOSED, HALF_OPEN, OPEN
 from orderfast.store.base import Change, OutboxMessage, Store
+from orderfast.store.postgres import PostgresStore
+from orderfast.store.postgres import outbox as pg_outbox
 from tests.conftest import planned
 from tests.store.test_contract import new_order, put
 
@@ -262,3 +264,30 @@ async def test_an_unreachable_redis_is_an_outage_not_a_poison_event(store: Store
     assert relay.outage_tries == 1 and await dead_count(store) == 0
     (claimed,) = await store.claim_outbox(10, 60)
     assert claimed.attempts == 0, "no attempt was counted against the event"
+
+
+async def test_the_outbox_gauges_cost_the_same_whatever_the_backlog(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past EXACT_PENDING the pending count is the span of unpublished positions (an upper bound)
+    rather than a count of the whole backlog; below it, exact. The oldest pending event is the first
+    by position; dead events are counted from their own small index."""
+    monkeypatch.setattr(pg_outbox, "EXACT_PENDING", 5)
+    await orders_with_events(pg_store, 4)  # 8 events, positions in a row
+    stats = await pg_store.outbox_stats()
+    assert stats.pending == 8 and stats.dead == 0, "the span: nothing published inside it"
+    claimed = await pg_store.claim_outbox(100, 60)
+    first = min(claimed, key=lambda m: m.position)
+    inside = [m for m in claimed if m.position != first.position][:2]
+    await pg_store.mark_published([(m.position, f"0-{m.position}") for m in inside])
+    await pg_store.release_outbox([m.position for m in claimed if m not in inside])
+    stats = await pg_store.outbox_stats()
+    assert stats.pending == 8, "published inside the span still count: an upper bound past the exact limit"
+    monkeypatch.setattr(pg_outbox, "EXACT_PENDING", 100)
+    stats = await pg_store.outbox_stats()
+    assert stats.pending == 6, "exact below the limit"
+    occurred = await pg_store.pool.fetchval("SELECT occurred_at FROM outbox WHERE position = $1", first.position)
+    assert stats.oldest_pending_at == occurred, "the first unpublished by position"
+    await pg_store.mark_failed([(first.position, "refused")], 1, [0.0])  # one attempt allowed: dead
+    stats = await pg_store.outbox_stats()
+    assert (stats.dead, stats.pending) == (1, 5), "a dead event is counted as dead, not pending"
