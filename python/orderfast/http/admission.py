@@ -33,7 +33,9 @@ small to fill it).
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import math
 import random
 import time
@@ -227,3 +229,29 @@ class Admission:
         headers = [*self._headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        if _has_body(scope):
+            await _drain(receive)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            return True
+    return False
+
+
+DRAIN_SECONDS = 0.5
+
+
+async def _drain(receive: Receive) -> None:
+    """Reads and drops the body of a request already answered: the server keeps a connection only
+    when the request was read to its end, and a body still on its way when the 503 went out would
+    otherwise cost the client its connection — closed under it, without a ``Connection: close`` to
+    warn it (a reused connection then fails). Bounded: a body slower than this is left, and the
+    server closes that connection."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
