@@ -188,9 +188,9 @@ class Relay:
             self.outage_tries += 1
         elif published:
             self.breaker.success()
-        if available and self.outage_tries and published:
-            log.info("the broker answers again after %d tries: publishing the backlog", self.outage_tries)
-            self.outage_tries = 0
+            if self.outage_tries:
+                log.info("the broker answers again after %d tries: publishing the backlog", self.outage_tries)
+                self.outage_tries = 0
 
     @property
     def outage_delay(self) -> float:
