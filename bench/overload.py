@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -68,8 +69,14 @@ RECOVERED = 3  # consecutive seconds within the threshold
 
 
 def requests(host: str, token: str, lines: int = 3, pool: int = 1024) -> Callable[[int], bytes]:
-    """Create-order requests, built ahead but for the key: the generator spends its time sending."""
+    """Create-order requests, built ahead but for the key: the generator spends its time sending.
+
+    Every request gets a key never used before — numbered by this callable, not by the schedule's
+    ``i``, which starts again at 0 in every run: the capacity steps, the warm-ups and the 50 %
+    reference all share one callable, and keys from ``i`` would make all but the first run replays
+    of orders already created."""
     rng = random.Random(7)
+    serial = itertools.count()
     tag = f"ov-{os.getpid()}-{time.monotonic_ns()}-".encode()
     heads = []
     for _ in range(pool):
@@ -83,7 +90,7 @@ def requests(host: str, token: str, lines: int = 3, pool: int = 1024) -> Callabl
 
     def make(i: int) -> bytes:
         head, tail = heads[i % pool]
-        return head + tag + str(i).encode() + tail
+        return head + tag + str(next(serial)).encode() + tail
 
     return make
 

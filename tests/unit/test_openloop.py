@@ -50,3 +50,19 @@ def test_a_fast_server_is_measured_at_the_rate_asked() -> None:
     assert result.statuses == {204: 100}
     assert 80 <= result.achieved <= 110, result.summary()
     assert result.percentile_ms(50) < 100, result.summary()
+
+
+def test_the_overload_bench_never_sends_a_key_twice_across_runs() -> None:
+    # The overload bench drives several runs (warm-up, capacity steps, the 50 % reference, 2x) with
+    # one request callable, and every run numbers its requests from 0: keys taken from that number
+    # turned every run after the first into replays of orders already created.
+    from bench import overload
+
+    make = overload.requests("127.0.0.1:1", "token", pool=4)
+
+    def key(raw: bytes) -> bytes:
+        return raw.split(b"idempotency-key: ", 1)[1].split(b"\r\n", 1)[0]
+
+    first = [key(make(i)) for i in range(10)]
+    again = [key(make(i)) for i in range(10)]  # the next run, numbered from 0 again
+    assert len(set(first + again)) == 20
