@@ -5,7 +5,9 @@ free, so when the server stalls it stops sending and the stall is counted once i
 request that should have gone out meanwhile (coordinated omission). Here request ``i`` is *due* at
 ``start + i / rate`` whatever happens; its latency is ``answer time - due time``, so time spent
 queued behind a slow server — for a free connection, or behind the generator itself — is counted.
-Latencies go into an HdrHistogram (1 µs .. 60 s, 3 significant digits).
+Latencies go into an HdrHistogram (1 µs .. 60 s, 3 significant digits). The generator's own
+pauses would count too: its cyclic garbage collector is off while a schedule runs (its full
+collections took 25-60 ms here, every few seconds at thousands of requests a second).
 
 Requests come from a callable ``make(i) -> bytes`` (a whole HTTP/1.1 request), so each can carry a
 unique Idempotency-Key — what oha and wrk2 cannot do. ``bench/harness.py`` checks this generator
@@ -19,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,12 +157,37 @@ async def run(url: str, rate: float, duration: float, make: Callable[[int], byte
     return result
 
 
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """No cyclic garbage collection while the block runs: what exists before is frozen out of the
+    collector's sight, and nothing is collected meanwhile (requests and answers are freed by
+    reference counting; the few cycles wait for the end). A full collection stops the generator
+    for tens of milliseconds, and every request due meanwhile would be charged for it."""
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
 async def run_phases(
     url: str, phases: Sequence[tuple[float, float]], make: Callable[[int], bytes], *, connections: int = 64
 ) -> list[Result]:
     """One schedule of consecutive phases, each ``(rate, seconds)``, with no gap between them (an
     overload, then normal load, to see how soon latency recovers); one Result per phase. Requests
     are numbered across phases, so ``make(i)`` can give each a unique key."""
+    with quiet_collector():
+        return await _run_phases(url, phases, make, connections)
+
+
+async def _run_phases(
+    url: str, phases: Sequence[tuple[float, float]], make: Callable[[int], bytes], connections: int
+) -> list[Result]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
