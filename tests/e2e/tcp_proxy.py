@@ -6,6 +6,9 @@
   answer nothing — a partition or a frozen peer: the other side waits on a silent socket until its
   own timeouts fire. ``restore()`` lifts it; the connections that were blackholed are reset then (the
   bytes they lost can never be delivered, as when TCP gives up on a long partition), new ones forward.
+
+``requests`` counts the chunks the clients sent (one per write a client makes and the peer answers
+before the next: a round trip each, on loopback).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open = True
         self._blackholed = False
+        self.requests = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -50,8 +54,8 @@ class TcpProxy:
                     client.close()
                     continue
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, outgoing in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, outgoing), daemon=True).start()
 
     @staticmethod
     def _swallow(src: socket.socket) -> None:
@@ -59,7 +63,7 @@ class TcpProxy:
             while src.recv(65536):
                 pass
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, outgoing: bool) -> None:
         # A reader and a writer per direction, so that latency delays each chunk by the same amount
         # without serialising them (a pipelined stream stays pipelined).
         chunks: queue.SimpleQueue[tuple[float, bytes]] = queue.SimpleQueue()
@@ -67,6 +71,9 @@ class TcpProxy:
         writer.start()
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                if outgoing:
+                    with self._lock:
+                        self.requests += 1
                 chunks.put((time.monotonic() + self.latency, data))
         chunks.put((0.0, b""))
 
