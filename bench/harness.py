@@ -9,9 +9,12 @@ Granian, the FastAPI peer under uvicorn, a bare Granian endpoint — and measure
   oversold), replay, get-order, list-orders, quote, and a mix; the median of N runs after a warm-up;
 * open-loop fixed-rate load (``bench/openloop.py``: latency from each request's intended send time,
   HdrHistogram) at 25/50/75/90/100 % of each system's closed-loop create-order maximum;
-* the peers in the same run: the FastAPI peer's create-order, the bare Granian floor (for quote),
-  and ``pgbench`` running the same SQL transaction one order at a time (the database ceiling);
-* CPU used by the server, PostgreSQL and the load generator (in cores), and RSS per server worker.
+* the peers in the same run: the FastAPI peer's create-order, the featureless batcher's
+  (``bench/peers/batcher.py``: the least a durable create-order needs — raw ASGI, one multi-row
+  INSERT per batch, nothing else), the bare Granian floor (for quote), and ``pgbench`` running the
+  same SQL transaction one order at a time (the database ceiling);
+* CPU used by the server, PostgreSQL and the load generator (in cores; per order for create-order,
+  orderfast's beside the batcher's), and RSS per server worker.
 
 Results go to ``bench/results/harness-<mode>-<time>.{json,md,png}``.
 
@@ -279,6 +282,27 @@ def fastapi_peer(dsn: str) -> Any:
         "warning",
     ]
     return serving("fastapi", cmd, {"PEER_DATABASE_URL": dsn, "PEER_JWT_SECRET": SECRET}, port, "/docs")
+
+
+def batcher_peer(dsn: str) -> Any:
+    """The featureless floor (bench/peers/batcher.py) under the same Granian settings as orderfast."""
+    port = free_port()
+    cmd = [
+        str(BIN / "granian"),
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(WORKERS),
+        "--loop",
+        "uvloop",
+        "--no-ws",
+        "bench.peers.batcher:app",
+    ]
+    return serving("batcher", cmd, {"PEER_DATABASE_URL": dsn}, port, "/")
 
 
 def bare_granian() -> Any:
@@ -564,7 +588,14 @@ def run(mode: Mode, label: str) -> dict[str, Any]:
             report["fastapi"] = {"create-wide": peer_create}
             report["fastapi_open_loop"] = open_loop(mode, peer, token, peer_create["rps"])
 
-        # 3. The HTTP floor and the database ceiling.
+        # 3. The featureless floor: the least a durable create-order needs (no features at all).
+        with batcher_peer(dsn) as floor:
+            floor_create = closed_loop(mode, floor, token, "create-wide", 3)
+            print(f"  batcher create-wide: {_fmt(floor_create)}", flush=True)
+            report["batcher"] = {"create-wide": floor_create}
+            report["batcher_open_loop"] = open_loop(mode, floor, token, floor_create["rps"])
+
+        # 4. The HTTP floor and the database ceiling.
         with bare_granian() as bare:
             report["bare_granian"] = closed_loop(mode, bare, token, "quote", 3)
             print(f"  bare granian: {_fmt(report['bare_granian'])}", flush=True)
@@ -587,7 +618,15 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
     of = r["orderfast"]
     half = next((x for x in r["orderfast_open_loop"] if x["fraction"] == 0.5), None)
     peer_half = next((x for x in r["fastapi_open_loop"] if x["fraction"] == 0.5), None)
+    floor = r["batcher"]["create-wide"]
+    floor_half = next((x for x in r["batcher_open_loop"] if x["fraction"] == 0.5), None)
     return {
+        "create_vs_batcher_throughput": round(of["create-wide"]["rps"] / floor["rps"], 2),
+        "create_p99_batcher_ms": floor["p99_ms"],
+        "batcher_open_loop_p99_at_half_max_ms": floor_half["p99_ms"] if floor_half else None,
+        # CPU time per order, server and PostgreSQL apart: the cost figure a noisy machine moves least.
+        "create_cpu_us_per_order": _cpu_per_order(of["create-wide"]),
+        "batcher_cpu_us_per_order": _cpu_per_order(floor),
         "create_vs_fastapi_throughput": round(of["create-wide"]["rps"] / r["fastapi"]["create-wide"]["rps"], 2),
         "create_p99_orderfast_ms": of["create-wide"]["p99_ms"],
         "create_p99_fastapi_ms": r["fastapi"]["create-wide"]["p99_ms"],
@@ -600,9 +639,22 @@ def ratios(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cpu_per_order(run: dict[str, Any]) -> dict[str, float]:
+    return {
+        "server": round(run["server_cores"] / run["rps"] * 1e6),
+        "postgres": round(run["postgres_cores"] / run["rps"] * 1e6),
+    }
+
+
 # -- report --------------------------------------------------------------------------------------
 
 GOALS = [
+    (
+        "create-order throughput vs the featureless batcher",
+        "create_vs_batcher_throughput",
+        "≥ 1.25x",
+        lambda v: v >= 1.25,
+    ),
     ("create-order throughput vs the FastAPI peer", "create_vs_fastapi_throughput", "≥ 5x", lambda v: v >= 5),
     ("create-order vs pgbench, one order per transaction", "create_vs_pgbench_one_per_txn", "≥ 2x", lambda v: v >= 2),
     ("hot-SKU create-order P99 at the closed-loop maximum", "hot_p99_ms", "≤ 30 ms", lambda v: v <= 30),
@@ -648,6 +700,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
     rows = [("orderfast", k, v) for k, v in r["orderfast"].items()]
     rows += [
         ("FastAPI peer", "create-wide", r["fastapi"]["create-wide"]),
+        ("featureless batcher", "create-wide", r["batcher"]["create-wide"]),
         ("bare Granian", "fixed body", r["bare_granian"]),
     ]
     for system, scenario, v in rows:
@@ -657,7 +710,13 @@ def markdown(r: dict[str, Any], command: str) -> str:
             f"{v['generator_cores']} | {', '.join(str(x) for x in v['rss_mib'])} |"
         )
     pg = r["pgbench"]
+    mine, floor = r["ratios"]["create_cpu_us_per_order"], r["ratios"]["batcher_cpu_us_per_order"]
     out += [
+        "",
+        f"CPU time per create-order at the closed-loop maximum (µs, server / PostgreSQL): orderfast "
+        f"**{mine['server']} / {mine['postgres']}**, the featureless batcher **{floor['server']} / "
+        f"{floor['postgres']}** (P99 {r['ratios']['create_p99_orderfast_ms']:.1f} vs "
+        f"{r['ratios']['create_p99_batcher_ms']:.1f} ms).",
         "",
         f"pgbench, the same transaction one order at a time (`bench/pgbench_create.sql`, 32 clients): "
         f"**{pg['tps']:.0f} tps** ({pg['machine_cores']} cores busy on the machine, pgbench included).",
@@ -668,7 +727,11 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "non-2xx | errors | server cores | PostgreSQL cores | generator cores |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for system, key in (("orderfast", "orderfast_open_loop"), ("FastAPI peer", "fastapi_open_loop")):
+    for system, key in (
+        ("orderfast", "orderfast_open_loop"),
+        ("FastAPI peer", "fastapi_open_loop"),
+        ("featureless batcher", "batcher_open_loop"),
+    ):
         for v in r[key]:
             out.append(
                 f"| {system} | {v['fraction']:.0%} | {v['target_rps']:.0f} | {v['achieved_rps']:.0f} | "
@@ -699,6 +762,7 @@ def plot(r: dict[str, Any], path: Path) -> bool:
     for system, key, colour in (
         ("orderfast", "orderfast_open_loop", "tab:blue"),
         ("FastAPI peer", "fastapi_open_loop", "tab:orange"),
+        ("featureless batcher", "batcher_open_loop", "tab:green"),
     ):
         pts = sorted(r[key], key=lambda v: v["achieved_rps"])
         xs = [v["achieved_rps"] for v in pts]

@@ -1,6 +1,7 @@
-"""The FastAPI peer of bench/harness.py keeps orderfast's create-order contract, or its ratios mean nothing.
+"""The peers of bench/harness.py do what their ratios assume. The FastAPI peer keeps orderfast's
+create-order contract, or its ratios mean nothing; the featureless batcher commits what it acknowledges.
 
-Both run against one real PostgreSQL database with orderfast's schema: each creates, replays, refuses
+orderfast and the FastAPI peer run against one real PostgreSQL database with orderfast's schema: each creates, replays, refuses
 a reused key and a missing key, and refuses an order with too little stock; their answers have the same
 status codes and the same document shape.
 """
@@ -110,3 +111,58 @@ def test_the_peer_answers_create_order_as_orderfast_does(both: list[str]) -> Non
     orderfast, peer = answers
     assert orderfast == peer
     assert orderfast[0] == 201 and orderfast[3:] == (422, 400, 409, 401)
+
+
+def test_the_featureless_batcher_commits_each_order_once_before_answering(
+    pg_database_factory: Callable[[], str],
+) -> None:
+    # The floor of bench/harness.py: whatever it answers 201 is a committed row, once; concurrent
+    # requests share batches (otherwise it would not be the group-committing floor it claims to be).
+    dsn = pg_database_factory()
+    port = free_port()
+    peer = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop", "--port", str(port),
+         "--workers", "1", "--no-ws", "bench.peers.batcher:app"],
+        env={**os.environ, "PEER_DATABASE_URL": dsn},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # poll (bounded) until the peer answers
+            assert peer.poll() is None, "the peer exited"
+            try:
+                httpx.get(base + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the peer did not start"
+                time.sleep(0.05)
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=50)) as c:
+                return await asyncio.gather(
+                    *(c.post("/v1/orders", json={"n": n, "items": [{"sku": "W-1", "quantity": 1}]}) for n in range(200))
+                )
+
+        answers = asyncio.run(burst())
+        assert [a.status_code for a in answers] == [201] * 200
+        ids = {a.json()["id"] for a in answers}
+        assert len(ids) == 200
+
+        async def stored() -> tuple[set[str], int, int]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch("SELECT id::text, body, created_at FROM floor_orders")
+            finally:
+                await conn.close()
+            # now() is the transaction's start: one value per batch.
+            return {r[0] for r in rows}, len({r[1] for r in rows}), len({r[2] for r in rows})
+
+        rows, bodies, batches = asyncio.run(stored())
+        assert rows == ids and bodies == 200
+        assert batches < 200, "concurrent requests were written in shared batches"
+    finally:
+        peer.terminate()
+        peer.wait(timeout=15)
