@@ -4,8 +4,11 @@ its events) are the same bytes, and every field reads back as JSON says it shoul
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 
 from orderfast import _core
 from orderfast.domain.orders import (
@@ -47,3 +50,16 @@ def test_a_new_order_and_the_stored_order_render_the_same() -> None:
         catalog.quote(b'{"currency":"EUR","items":[{"sku":"A-1","quantity":3},{"sku":"B","quantity":1}],"coupon":"C"}')
         == priced.quote_json()
     )
+
+
+@pytest.mark.parametrize(
+    ("ts", "text"),
+    [
+        (datetime(2026, 11, 21, 21, 29, 38, 123456, tzinfo=UTC), "2026-11-21T21:29:38.123Z"),
+        (datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))), "2026-01-02T01:04:05.000Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "0999-12-31T23:59:59.999Z"),
+        (datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC")), "1970-01-01T00:00:00.000Z"),
+    ],
+)
+def test_timestamps_are_rfc3339_utc_milliseconds_with_four_digit_years(ts: datetime, text: str) -> None:
+    assert format_timestamp(ts) == text

@@ -75,8 +75,11 @@ def utc_now_ms() -> datetime:
 
 
 def format_timestamp(ts: datetime) -> str:
-    """RFC 3339, UTC, milliseconds: ``2026-11-21T21:29:38.123Z``."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    """RFC 3339, UTC, milliseconds: ``2026-11-21T21:29:38.123Z``. (``isoformat``, not
+    ``strftime``: several times per order, and strftime's ``%Y`` does not pad years before 1000.)"""
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def new_order(order_id: str, customer_id: str, priced: _core.PricedOrder, created_at: datetime) -> Order:
