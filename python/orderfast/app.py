@@ -53,6 +53,7 @@ class OrderfastApp(Starlette):
     logged = False
     admission_max: int | None = None  # None: no admission control
     admission_tolerance = 8.0
+    admission_min = 1
 
     def build_middleware_stack(self) -> ASGIApp:
         # Outside Starlette's ServerErrorMiddleware, so that its 500s carry the headers too; heads
@@ -63,7 +64,9 @@ class OrderfastApp(Starlette):
         if self.admission_max is not None:
             # Before routing, authentication and the body, so that a shed request costs little;
             # inside the observer, so that it still has its request id, headers and metrics.
-            inner = Admission.adaptive(inner, self.admission_max, self.router.routes, self.admission_tolerance)
+            inner = Admission.adaptive(
+                inner, self.admission_max, self.router.routes, self.admission_tolerance, self.admission_min
+            )
         inner = RequestObserver(inner, measured=self.measured, logged=self.logged)
         return SecurityHeaders(inner, draining)
 
@@ -180,6 +183,7 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
     app.logged = settings.access_log
     app.admission_max = settings.admission_max if settings.admission else None
     app.admission_tolerance = settings.admission_tolerance
+    app.admission_min = settings.admission_min
     return app
 
 

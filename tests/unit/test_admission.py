@@ -144,12 +144,18 @@ def test_the_setting_reaches_the_limiter(tmp_path: Path) -> None:
     from orderfast.app import create_app
     from orderfast.config import Settings
 
-    env = {"ORDERFAST_ADMISSION_TOLERANCE": "3", "ORDERFAST_DATA_DIR": str(tmp_path), "ORDERFAST_JWT_SECRET": "k" * 40}
+    env = {
+        "ORDERFAST_ADMISSION_TOLERANCE": "3",
+        "ORDERFAST_ADMISSION_MIN": "12",
+        "ORDERFAST_DATA_DIR": str(tmp_path),
+        "ORDERFAST_JWT_SECRET": "k" * 40,
+    }
     app = create_app(Settings.from_env(env))
     layer: Any = app.build_middleware_stack()  # type: ignore[attr-defined]
     while not isinstance(layer, Admission):
         layer = layer.app
     assert layer.limiter._tolerance == 3.0
+    assert layer.limiter.minimum == 12
 
 
 def test_the_baseline_is_measured_again_under_sustained_overload_and_does_not_drift() -> None:
@@ -213,6 +219,48 @@ def test_the_limit_stays_between_one_and_the_ceiling(
         assert lim.inflight == 0
     assert all(1 <= c <= maximum for c in changes)
     assert changes[-1] == lim.limit, "the gauge follows every change"
+
+
+def batching(n: int) -> float:
+    """A group-committing worker: one request alone takes BASE; n at once share batches that take
+    longer the bigger they are (latency ~ n/4 BASE) while throughput still grows with n."""
+    return BASE * (1 + n / 4)
+
+
+def test_a_batching_worker_under_the_floor_is_never_shed_nor_probed() -> None:
+    # Found: against the unloaded baseline, 32-40 requests in flight on a batching worker looked
+    # like overload (latency 10x the baseline), and a closed-loop client stepping from 16 to 64
+    # connections had 1533 of ~39 000 requests shed.
+    def shed_by(lim: GradientLimiter, clock: Clock) -> int:
+        learn_baseline(lim, clock)
+        shed, start = 0, clock.now
+        while clock.now - start < 30:  # a closed loop of 64: latency ~17x the baseline, for 30 s
+            shed += 64 - round_trip(lim, clock, 64, batching)
+            assert not (lim.probing and lim.minimum == 64)
+        return shed
+
+    clock = Clock()
+    floored = limiter(clock, minimum=64, initial=64, probe_interval=1.0)
+    assert shed_by(floored, clock) == 0
+    assert floored.limit >= 64
+    clock = Clock()
+    assert shed_by(limiter(clock, initial=64, probe_interval=1.0), clock) > 0, "without the floor it sheds"
+
+
+def test_beyond_the_floor_the_limit_still_sheds_and_never_goes_below_it() -> None:
+    clock = Clock()
+    lim = limiter(clock, minimum=16, initial=200)
+    learn_baseline(lim, clock)
+    start = clock.now
+    while clock.now - start < 5:
+        round_trip(lim, clock, 1000, lambda n: 40 * BASE)
+    assert lim.limit == 16
+    assert round_trip(lim, clock, 1000, lambda n: 40 * BASE) in (16, lim._probe_cap)
+
+
+def test_a_floor_above_the_ceiling_is_the_ceiling() -> None:
+    lim = GradientLimiter(8, minimum=64)
+    assert lim.minimum == lim.limit == 8
 
 
 def test_a_ceiling_below_one_is_refused() -> None:

@@ -258,6 +258,13 @@ class Settings:
         parse=v.integer(1),
         doc="the adaptive limit's ceiling: most requests one worker handles at once",
     )
+    admission_min: int = setting(
+        64,
+        env="ADMISSION_MIN",
+        parse=v.integer(1),
+        doc="the adaptive limit's floor (at most the ceiling): requests one worker always admits at once, whatever "
+        "its latency (a batching worker's latency rises with concurrency well before it is overloaded)",
+    )
     admission_tolerance: float = setting(
         8.0,
         env="ADMISSION_TOLERANCE",
