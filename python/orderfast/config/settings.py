@@ -259,11 +259,12 @@ class Settings:
         doc="the adaptive limit's ceiling: most requests one worker handles at once",
     )
     admission_min: int = setting(
-        64,
+        128,
         env="ADMISSION_MIN",
         parse=v.integer(1),
         doc="the adaptive limit's floor (at most the ceiling): requests one worker always admits at once, whatever "
-        "its latency (a batching worker's latency rises with concurrency well before it is overloaded)",
+        "its latency (a batching worker's latency rises with concurrency well before it is overloaded; 128 is two "
+        "full batches of create-orders)",
     )
     admission_tolerance: float = setting(
         8.0,

@@ -30,11 +30,14 @@ The limit moves only when it matters: while fewer than half of it are in flight 
 shed, it is left alone (a quiet worker neither grows an unbounded limit nor learns from bursts too
 small to fill it).
 
-It never falls below a floor (``ORDERFAST_ADMISSION_MIN``, 64 by default): for a group-committing
-worker, latency rising with concurrency is how it reaches its throughput, not a sign of overload —
-measured against the unloaded baseline, 32-40 requests in flight already looked like one, and a
-closed-loop client stepping from 16 to 64 connections had 1533 of ~39 000 requests shed. At or under
-the floor the limiter neither learns nor probes (a probe sheds all but a few for a moment).
+It never falls below a floor (``ORDERFAST_ADMISSION_MIN``, 128 by default: two full batches of
+create-orders): for a group-committing worker, latency rising with concurrency is how it reaches its
+throughput, not a sign of overload — measured against the unloaded baseline, 32-40 requests in flight
+already looked like one: a closed-loop client stepping from 16 to 64 connections had 1533 of ~39 000
+requests shed, an open loop at 75 % of the maximum 12-517 of ~31 000. At 2x capacity the floor also
+keeps batches large, which is what keeps goodput up (``bench/overload.py``: 0.71 of capacity with no
+floor, 0.78 with 64, 1.06 with 128). At or under the floor the limiter neither learns nor probes (a
+probe sheds all but a few for a moment).
 """
 
 from __future__ import annotations
