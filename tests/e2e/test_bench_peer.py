@@ -1,9 +1,9 @@
 """The peers of bench/harness.py do what their ratios assume. The FastAPI peer keeps orderfast's
 create-order contract, or its ratios mean nothing; the featureless batcher commits what it acknowledges.
 
-orderfast and the FastAPI peer run against one real PostgreSQL database with orderfast's schema: each creates, replays, refuses
-a reused key and a missing key, and refuses an order with too little stock; their answers have the same
-status codes and the same document shape.
+orderfast and the FastAPI peer run against one real PostgreSQL database with orderfast's schema: each
+creates, replays, refuses a reused key and a missing key, and refuses an order with too little stock;
+their answers have the same status codes and the same document shape.
 """
 
 from __future__ import annotations
