@@ -12,9 +12,7 @@ rate, then ``--duration`` seconds of create-orders (3 lines, a fresh key each) a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,34 +34,24 @@ def main() -> None:
     args = ap.parse_args()
     configs = [{} if c == "default" else dict(kv.split("=", 1) for kv in c.split(",")) for c in args.settings]
     token = mint_token(harness.SECRET, "bench-user", ttl=86_400)
-    with tempfile.TemporaryDirectory() as tmp:
-        dsn = asyncio.run(harness.fresh_database(f"orderfast_admission_{os.getpid()}"))
-        try:
-            subprocess.run(
-                [str(harness.BIN / "orderfast"), "migrate"],
-                env={**os.environ, "ORDERFAST_DATABASE_URL": dsn},
-                check=True,
-                capture_output=True,
-            )
-            asyncio.run(harness.seed(dsn))
-            for n in range(args.rounds):
-                for i, config in enumerate(configs):
-                    with harness.orderfast(dsn, Path(tmp) / f"{n}-{i}", **config) as target:
-                        host = target.url.removeprefix("http://")
+    database = harness.prepared_database(f"orderfast_admission_{os.getpid()}")
+    with tempfile.TemporaryDirectory() as tmp, database as (dsn, _):
+        for n in range(args.rounds):
+            for i, config in enumerate(configs):
+                with harness.orderfast(dsn, Path(tmp) / f"{n}-{i}", **config) as target:
+                    host = target.url.removeprefix("http://")
+                    make = harness.create_request(host, token, 3)
+                    openloop.run_blocking(target.url, args.rate / 2, 5, make, connections=256)
+                    with harness.cpu_meter(target) as cpu:
                         make = harness.create_request(host, token, 3)
-                        openloop.run_blocking(target.url, args.rate / 2, 5, make, connections=256)
-                        with harness.cpu_meter(target) as cpu:
-                            make = harness.create_request(host, token, 3)
-                            r = openloop.run_blocking(target.url, args.rate, args.duration, make, connections=256)
-                        label = ",".join(f"{k}={v}" for k, v in config.items()) or "default"
-                        print(
-                            f"{label}: {r.achieved:.0f}/s, shed or other non-2xx {r.non2xx} of {r.sent}, "
-                            f"2xx P50 {r.ok_percentile_ms(50):.1f} ms, P99 {r.ok_percentile_ms(99):.1f} ms, "
-                            f"server {cpu['server_cores']} cores",
-                            flush=True,
-                        )
-        finally:
-            asyncio.run(harness._drop(dsn))
+                        r = openloop.run_blocking(target.url, args.rate, args.duration, make, connections=256)
+                    label = ",".join(f"{k}={v}" for k, v in config.items()) or "default"
+                    print(
+                        f"{label}: {r.achieved:.0f}/s, shed or other non-2xx {r.non2xx} of {r.sent}, "
+                        f"2xx P50 {r.ok_percentile_ms(50):.1f} ms, P99 {r.ok_percentile_ms(99):.1f} ms, "
+                        f"server {cpu['server_cores']} cores",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

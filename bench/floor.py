@@ -18,10 +18,8 @@ least). Results go to ``bench/results/floor-<time>.{json,md}``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,28 +47,19 @@ MODE = harness.Mode(
 def measure() -> dict[str, Any]:
     report: dict[str, Any] = {"machine": harness.machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     token = mint_token(harness.SECRET, "bench-user", ttl=86_400)
-    with tempfile.TemporaryDirectory() as tmp:
-        dsn = asyncio.run(harness.fresh_database(f"orderfast_floor_{os.getpid()}"))
-        try:
-            subprocess.run(
-                [str(harness.BIN / "orderfast"), "migrate"],
-                env={**os.environ, "ORDERFAST_DATABASE_URL": dsn},
-                check=True,
-                capture_output=True,
-            )
-            report["database"] = asyncio.run(harness.seed(dsn))
-            systems = (
-                ("orderfast", lambda: harness.orderfast(dsn, Path(tmp) / "orderfast")),
-                ("batcher", lambda: harness.batcher_peer(dsn)),
-            )
-            for name, serve in systems:
-                with serve() as target:
-                    closed = harness.closed_loop(MODE, target, token, "create-wide", 3)
-                    print(f"  {name}: {harness._fmt(closed)}", flush=True)
-                    (half,) = harness.open_loop(MODE, target, token, closed["rps"])
-                    report[name] = {"closed": closed, "half": half, "cpu_us": harness._cpu_per_order(closed)}
-        finally:
-            asyncio.run(harness._drop(dsn))
+    database = harness.prepared_database(f"orderfast_floor_{os.getpid()}")
+    with tempfile.TemporaryDirectory() as tmp, database as (dsn, seeded):
+        report["database"] = seeded
+        systems = (
+            ("orderfast", lambda: harness.orderfast(dsn, Path(tmp) / "orderfast")),
+            ("batcher", lambda: harness.batcher_peer(dsn)),
+        )
+        for name, serve in systems:
+            with serve() as target:
+                closed = harness.closed_loop(MODE, target, token, "create-wide", 3)
+                print(f"  {name}: {harness._fmt(closed)}", flush=True)
+                (half,) = harness.open_loop(MODE, target, token, closed["rps"])
+                report[name] = {"closed": closed, "half": half, "cpu_us": harness._cpu_per_order(closed)}
     report["ratio"] = round(report["orderfast"]["closed"]["rps"] / report["batcher"]["closed"]["rps"], 2)
     return report
 

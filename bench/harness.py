@@ -135,6 +135,23 @@ async def fresh_database(name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
+@contextmanager
+def prepared_database(name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A fresh database named ``name``, migrated and seeded; dropped afterwards. Yields its DSN and
+    what ``seed`` reports."""
+    dsn = asyncio.run(fresh_database(name))
+    try:
+        subprocess.run(
+            [str(BIN / "orderfast"), "migrate"],
+            env={**os.environ, "ORDERFAST_DATABASE_URL": dsn},
+            check=True,
+            capture_output=True,
+        )
+        yield dsn, asyncio.run(seed(dsn))
+    finally:
+        asyncio.run(_drop(dsn))
+
+
 async def seed(dsn: str) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -284,45 +301,21 @@ def fastapi_peer(dsn: str) -> Any:
     return serving("fastapi", cmd, {"PEER_DATABASE_URL": dsn, "PEER_JWT_SECRET": SECRET}, port, "/docs")
 
 
-def batcher_peer(dsn: str) -> Any:
-    """The featureless floor (bench/peers/batcher.py) under the same Granian settings as orderfast."""
+def _granian_app(name: str, app: str, env: dict[str, str]) -> Any:
+    """A bare ASGI app of bench/peers under the same Granian settings as orderfast."""
     port = free_port()
-    cmd = [
-        str(BIN / "granian"),
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(WORKERS),
-        "--loop",
-        "uvloop",
-        "--no-ws",
-        "bench.peers.batcher:app",
-    ]
-    return serving("batcher", cmd, {"PEER_DATABASE_URL": dsn}, port, "/")
+    cmd = [str(BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(WORKERS), "--loop", "uvloop", "--no-ws", app]
+    return serving(name, cmd, env, port, "/")
+
+
+def batcher_peer(dsn: str) -> Any:
+    """The featureless floor (bench/peers/batcher.py)."""
+    return _granian_app("batcher", "bench.peers.batcher:app", {"PEER_DATABASE_URL": dsn})
 
 
 def bare_granian() -> Any:
-    port = free_port()
-    cmd = [
-        str(BIN / "granian"),
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(WORKERS),
-        "--loop",
-        "uvloop",
-        "--no-ws",
-        "bench.peers.bare_asgi:app",
-    ]
-    return serving("bare-granian", cmd, {}, port, "/")
+    return _granian_app("bare-granian", "bench.peers.bare_asgi:app", {})
 
 
 # -- CPU accounting ------------------------------------------------------------------------------

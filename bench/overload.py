@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -412,38 +411,29 @@ def main() -> None:
         "shed_cost": shed_cost(),
     }
     token = mint_token(harness.SECRET, "bench-user", ttl=86_400)
-    with tempfile.TemporaryDirectory() as tmp:
-        dsn = asyncio.run(harness.fresh_database(f"orderfast_overload_{os.getpid()}"))
-        try:
-            subprocess.run(
-                [str(harness.BIN / "orderfast"), "migrate"],
-                env={**os.environ, "ORDERFAST_DATABASE_URL": dsn},
-                check=True,
-                capture_output=True,
-            )
-            report["database"] = asyncio.run(harness.seed(dsn))
-            print(f"seeded; {report['database']}", flush=True)
-            with server(dsn, Path(tmp) / "search", args.workers, admission=False) as target:
-                make = requests(target.url.removeprefix("http://"), token)
-                if args.capacity:
-                    report["capacity"] = {"capacity": args.capacity, "steps": []}
-                else:
-                    report["capacity"] = find_capacity(target, make, args.step, args.start, args.warm)
-                capacity = report["capacity"]["capacity"]
-                print(f"capacity {capacity}/s", flush=True)
-            # Admission on first, right after the search (the database as the search left it);
-            # off after, for comparison (its 2x run leaves a minute-long backlog behind it).
-            with server(dsn, Path(tmp) / "on", args.workers, admission=True, tolerance=args.tolerance) as target:
-                make = requests(target.url.removeprefix("http://"), token)
-                print("admission on:", flush=True)
-                report["on"] = overload_run(target, make, capacity, args.duration)
-                report["at_capacity"] = at_capacity(target, make, capacity)
-            with server(dsn, Path(tmp) / "off", args.workers, admission=False) as target:
-                make = requests(target.url.removeprefix("http://"), token)
-                print("admission off:", flush=True)
-                report["off"] = overload_run(target, make, capacity, args.duration)
-        finally:
-            asyncio.run(harness._drop(dsn))
+    database = harness.prepared_database(f"orderfast_overload_{os.getpid()}")
+    with tempfile.TemporaryDirectory() as tmp, database as (dsn, seeded):
+        report["database"] = seeded
+        print(f"seeded; {report['database']}", flush=True)
+        with server(dsn, Path(tmp) / "search", args.workers, admission=False) as target:
+            make = requests(target.url.removeprefix("http://"), token)
+            if args.capacity:
+                report["capacity"] = {"capacity": args.capacity, "steps": []}
+            else:
+                report["capacity"] = find_capacity(target, make, args.step, args.start, args.warm)
+            capacity = report["capacity"]["capacity"]
+            print(f"capacity {capacity}/s", flush=True)
+        # Admission on first, right after the search (the database as the search left it);
+        # off after, for comparison (its 2x run leaves a minute-long backlog behind it).
+        with server(dsn, Path(tmp) / "on", args.workers, admission=True, tolerance=args.tolerance) as target:
+            make = requests(target.url.removeprefix("http://"), token)
+            print("admission on:", flush=True)
+            report["on"] = overload_run(target, make, capacity, args.duration)
+            report["at_capacity"] = at_capacity(target, make, capacity)
+        with server(dsn, Path(tmp) / "off", args.workers, admission=False) as target:
+            make = requests(target.url.removeprefix("http://"), token)
+            print("admission off:", flush=True)
+            report["off"] = overload_run(target, make, capacity, args.duration)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
