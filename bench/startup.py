@@ -1,0 +1,89 @@
+"""How long `orderfast serve` takes from exec to its first `/readyz` 200, on both stores.
+
+Each start is a fresh process on a migrated store (SQLite in a temporary data directory; PostgreSQL
+in a fresh database seeded as ``bench/harness.py`` seeds it, 10 000 products), one worker; the
+readiness probe is polled every 2 ms over a kept-alive socket-free HTTP GET. Also timed: ``import
+orderfast.app`` alone, in a fresh interpreter. Medians of ``--runs``.
+
+    python bench/startup.py              # ~30 seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import harness  # noqa: E402
+
+
+def start_once(env: dict[str, str]) -> float:
+    port = harness.free_port()
+    cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    began = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = began + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
+                    return time.perf_counter() - began
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError(f"orderfast did not become ready ({env.get('ORDERFAST_DATABASE_URL', 'sqlite')})")
+            time.sleep(0.002)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def import_once() -> float:
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import orderfast.app"], check=True)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    base = {
+        "ORDERFAST_JWT_SECRET": harness.SECRET,
+        "ORDERFAST_LOG_LEVEL": "warning",
+        "ORDERFAST_DRAIN_DELAY": "0",
+    }
+    results: dict[str, list[float]] = {"import orderfast.app": [import_once() for _ in range(args.runs)]}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**base, "ORDERFAST_DATA_DIR": tmp}
+        subprocess.run([str(harness.BIN / "orderfast"), "migrate"], env={**os.environ, **env}, check=True)
+        results["serve, SQLite"] = [start_once(env) for _ in range(args.runs)]
+        with harness.prepared_database(f"orderfast_startup_{os.getpid()}") as (dsn, _):
+            env = {**base, "ORDERFAST_DATA_DIR": tmp, "ORDERFAST_DATABASE_URL": dsn}
+            results["serve, PostgreSQL"] = [start_once(env) for _ in range(args.runs)]
+    for name, seconds in results.items():
+        print(
+            f"{name:22s} median {statistics.median(seconds):.3f} s  "
+            f"(min {min(seconds):.3f}, max {max(seconds):.3f}, {len(seconds)} runs)"
+        )
+
+
+if __name__ == "__main__":
+    main()
