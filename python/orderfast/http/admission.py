@@ -23,8 +23,9 @@ settling below 4 on its own.
 
 The tolerance is wide (8) because of group commit: unloaded, an order is written alone and at once
 (~1.5 ms on PostgreSQL); near capacity it waits for the batch in flight and then for its own, and
-batches must be large to reach capacity at all. ``bench/overload.py`` at twice the capacity kept
-0.31, 0.63 and 0.91 of it with tolerances 2, 4 and 8 (see the README's Performance section).
+batches must be large to reach capacity at all. (The goodputs once quoted here for tolerances 2, 4
+and 8 came from a bench that replayed orders instead of creating them; the README's Performance
+section has the measurements since.)
 
 The limit moves only when it matters: while fewer than half of it are in flight and nothing was
 shed, it is left alone (a quiet worker neither grows an unbounded limit nor learns from bursts too
