@@ -29,7 +29,6 @@ from orderfast.services.lifecycle import LifecycleService
 from orderfast.services.orders import OrderService
 from orderfast.store import make_store
 from orderfast.store.base import Store
-from orderfast.store.postgres import PostgresStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +61,9 @@ def _read_gauges(store: Store, catalog: CatalogService, idempotency: _core.Idemp
     m.CATALOG_AGE.read = lambda: [((), time.monotonic() - catalog.refreshed_at)]
     m.IDEMPOTENCY_MAP.read = lambda: [(("entries",), len(idempotency)), (("bytes",), idempotency.nbytes)]
     m.RSS.read = _resident_memory
-    if isinstance(store, PostgresStore):
-        m.DB_POOL.read = store.pool_readings
-        m.DB_POOL_WAITING.read = store.waiting
+    if store.kind == "postgres":  # (not isinstance: importing the PostgreSQL store costs SQLite ~45 ms)
+        m.DB_POOL.read = store.pool_readings  # type: ignore[attr-defined]
+        m.DB_POOL_WAITING.read = store.waiting  # type: ignore[attr-defined]
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
