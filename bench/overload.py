@@ -5,7 +5,7 @@ Starts a fresh PostgreSQL database seeded as ``bench/harness.py`` seeds it, then
 create-orders (3 lines, a unique Idempotency-Key each) on a fixed schedule:
 
 1. **capacity** (on an admission-off server, so that no shedding flatters it), after ``--warm``
-   seconds at the first rate (a fresh database is faster than the same one minutes later): open-loop
+   seconds at the first rate (so that it measures the server the later runs meet): open-loop
    steps of ``--step`` seconds, the rate raised by 20 % while the step is *sustained* — at least 97 %
    of the offered requests answered 2xx within 1 s of their due time, 2xx median under 50 ms — then
    refined between the last sustained and the first unsustained rate; capacity is the highest
@@ -199,10 +199,9 @@ def sustained(r: openloop.Result) -> bool:
 def find_capacity(
     target: harness.Target, make: Callable[[int], bytes], step: float, start: float, warm: float
 ) -> dict[str, Any]:
-    # A fresh server on a fresh database is faster than the same server some minutes and a few
-    # hundred thousand orders later (the tables and their indexes grow, the idempotency map fills):
-    # searched cold, the capacity overstates what the later runs can sustain even unloaded (an 8 s
-    # search found 2986/s where the 80 % warm-up then fell behind). So the search starts warm.
+    # Searched warm, so that the capacity is that of the server the later runs meet (tables and
+    # indexes grown, the idempotency map full). (The "cold search found 2986/s, then fell behind"
+    # once quoted here came from the bench replaying old keys, since fixed: not evidence either way.)
     (w,), _, _ = load(target, make, [(start, warm)])
     print(f"  warm-up {start:.0f}/s for {warm:.0f} s: {brief(w)}", flush=True)
     steps, rate, good, bad = [], start, 0.0, 0.0
