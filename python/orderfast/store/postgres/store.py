@@ -65,10 +65,10 @@ class _Connection:
     driver's errors leave it as the store's own (the one place they are converted). A class rather
     than a generator-based context manager: it is on every request's path.
 
-    The budget (resilience/deadline.py) bounds the pool wait (asyncpg's acquire timeout), then
-    everything the caller does with the connection (``asyncio.timeout_at``: a statement still
-    running at the deadline is cancelled), then giving it back: a connection that cannot be reset
-    in what is left (at least ``RELEASE_FLOOR``) is closed instead."""
+    The budget (resilience/deadline.py) bounds the pool wait and everything the caller does with
+    the connection (one ``asyncio.timeout_at``: a wait or a statement still running at the deadline
+    is cancelled), then giving it back: a connection that cannot be reset in what is left (at least
+    ``RELEASE_FLOOR``) is closed instead."""
 
     __slots__ = ("_breaker", "_conn", "_fresh", "_pool", "_timeout", "_when")
     acquiring = 0  # callers waiting for a pooled connection now, in this process (a metric)
@@ -83,23 +83,33 @@ class _Connection:
         if not self._breaker.allow():
             raise StoreUnavailable("circuit breaker open")
         when = self._when = deadline.deadline(fresh=self._fresh)
-        left = deadline.remaining(when)
-        if left == 0.0:
-            m.DEPENDENCY_TIMEOUTS.labels("postgresql", "budget_spent").inc()
-            raise StoreUnavailable("request budget spent")
-        _Connection.acquiring += 1
-        try:
-            self._conn = await self._pool.acquire(timeout=left)
-        except UNAVAILABLE as e:
-            self._breaker.failure()
-            if isinstance(e, TimeoutError):
-                m.DEPENDENCY_TIMEOUTS.labels("postgresql", "connect").inc()
-            raise StoreUnavailable(type(e).__name__) from e
-        finally:
-            _Connection.acquiring -= 1
         if when is not None:
+            if deadline.remaining(when) == 0.0:
+                m.DEPENDENCY_TIMEOUTS.labels("postgresql", "budget_spent").inc()
+                raise StoreUnavailable("request budget spent")
+            # One timeout for the pool wait and the statements: asyncpg's own acquire timeout runs
+            # the wait in a task of its own (asyncio.wait_for), an extra trip through a busy event
+            # loop for every call, even when a connection is free.
             self._timeout = asyncio.timeout_at(when)
             await self._timeout.__aenter__()
+        _Connection.acquiring += 1
+        try:
+            self._conn = await self._pool.acquire()
+        except BaseException as e:
+            error: BaseException = e
+            if self._timeout is not None:
+                try:
+                    await self._timeout.__aexit__(type(e), e, e.__traceback__)
+                except TimeoutError as t:  # the deadline came while waiting for a connection
+                    error = t
+            if not isinstance(error, UNAVAILABLE):
+                raise
+            self._breaker.failure()
+            if isinstance(error, TimeoutError):
+                m.DEPENDENCY_TIMEOUTS.labels("postgresql", "connect").inc()
+            raise StoreUnavailable(type(error).__name__) from error
+        finally:
+            _Connection.acquiring -= 1
         return self._conn
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
@@ -110,8 +120,9 @@ class _Connection:
                 m.DEPENDENCY_TIMEOUTS.labels("postgresql", "statement").inc()
                 kind, exc = TimeoutError, e
         left = deadline.remaining(self._when)
+        timeout = None if left is None else max(left, RELEASE_FLOOR)
         try:
-            await self._pool.release(self._conn, timeout=None if left is None else max(left, RELEASE_FLOOR))
+            await self._pool.release(self._conn, timeout=timeout)
         except (*UNAVAILABLE, asyncpg.PostgresError) as e:
             # The connection could not be reset, so it was closed; the call itself is over.
             self._breaker.failure()
