@@ -15,14 +15,14 @@ from tests.store.test_contract import new_order, put, stock
 pytestmark = pytest.mark.anyio
 
 
-async def test_orders_arriving_during_a_write_go_together_in_the_next(pg_store: PostgresStore) -> None:
+async def test_orders_arriving_together_share_one_transaction(pg_store: PostgresStore) -> None:
     pg_store.group = GroupCommit(pg_store._create_batch, max_batch=64, inflight=1)
     await put(pg_store, "HOT", stock=1000)
     orders = [new_order(customer=f"c-{i}", lines=(("HOT", 1, 100),)) for i in range(40)]
     outcomes = await asyncio.gather(*(pg_store.create_orders([n]) for n in orders))
     assert [o for (o,) in outcomes] == [Created(n.order.id) for n in orders]
-    # The first order is written alone; the other 39 queue behind it and share one transaction.
-    assert (pg_store.group.batches, pg_store.group.items) == (2, 40)
+    # All 40 are queued before the writer first runs: one transaction, one commit.
+    assert (pg_store.group.batches, pg_store.group.items) == (1, 40)
     assert await stock(pg_store, "HOT") == 960
     assert all(await asyncio.gather(*(pg_store.get_order(n.order.id) for n in orders)))
 
@@ -35,15 +35,37 @@ async def test_max_batch_bounds_a_transaction(pg_store: PostgresStore) -> None:
     assert pg_store.group.batches == 4, "1, then 8 + 8 + 8"
 
 
-def runner(log: list[list[str]]) -> GroupCommit[str, str]:
+def runner(
+    log: list[list[str]], gate: asyncio.Event | None = None, writing: asyncio.Event | None = None
+) -> GroupCommit[str, str]:
     async def run(batch: Sequence[str]) -> list[str]:
         log.append(list(batch))
+        if writing is not None:
+            writing.set()
         await asyncio.sleep(0)
+        if gate is not None:
+            await gate.wait()
         if "bad" in batch:
             raise RuntimeError("constraint broken")
         return [f"ok:{item}" for item in batch]
 
     return GroupCommit(run, max_batch=10, inflight=1)
+
+
+async def test_orders_arriving_during_a_write_go_together_in_the_next() -> None:
+    log: list[list[str]] = []
+    gate, writing = asyncio.Event(), asyncio.Event()
+    group = runner(log, gate, writing)
+    first = asyncio.create_task(group.submit(["a"]))
+    await writing.wait()  # the write of "a" has begun
+    rest = [asyncio.create_task(group.submit([x])) for x in "bcd"]
+    await asyncio.sleep(0)
+    assert log == [["a"]], "one write at a time: the others wait"
+    gate.set()
+    assert await first == ["ok:a"]
+    assert await asyncio.gather(*rest) == [["ok:b"], ["ok:c"], ["ok:d"]]
+    assert log == [["a"], ["b", "c", "d"]]
+    assert (group.batches, group.items) == (2, 4)
 
 
 async def test_a_batch_that_raises_is_retried_order_by_order() -> None:
@@ -52,21 +74,22 @@ async def test_a_batch_that_raises_is_retried_order_by_order() -> None:
     results = await asyncio.gather(*(group.submit([x]) for x in ["a", "b", "bad", "c"]), return_exceptions=True)
     assert results[0] == ["ok:a"] and results[1] == ["ok:b"] and results[3] == ["ok:c"]
     assert isinstance(results[2], RuntimeError), "only the bad order fails"
-    assert log[:2] == [["a"], ["b", "bad", "c"]] and sorted(map(tuple, log[2:])) == [("b",), ("bad",), ("c",)]
+    # All four arrived before the first write: one batch, then each order alone.
+    assert log[0] == ["a", "b", "bad", "c"] and sorted(map(tuple, log[1:])) == [("a",), ("b",), ("bad",), ("c",)]
 
 
 async def test_a_caller_that_goes_away_leaves_its_order_in_the_batch() -> None:
     log: list[list[str]] = []
-    group = runner(log)
+    writing = asyncio.Event()
+    group = runner(log, writing=writing)
     first = asyncio.create_task(group.submit(["x"]))
     leaver = asyncio.create_task(group.submit(["y"]))
-    await asyncio.sleep(0)
+    await writing.wait()  # the batch that carries both is being written
     leaver.cancel()
     assert await first == ["ok:x"]
     with pytest.raises(asyncio.CancelledError):
         await leaver
-    await asyncio.gather(*group._tasks)  # the batch that was queued before the caller left
-    assert log == [["x"], ["y"]], "the order was written although its caller left"
+    assert log == [["x", "y"]], "the order was written although its caller left"
 
 
 async def test_a_batch_of_one_is_one_order_per_commit(pg_store: PostgresStore) -> None:

@@ -109,11 +109,23 @@ class GroupCommit(Generic[In, Out]):
 
     def _start(self) -> None:
         while self._pending and self._inflight < self._inflight_limit:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             self._inflight += 1
-            task = asyncio.create_task(self._write(batch))
+            task = asyncio.create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        """Writes batches while orders are queued. The next batch goes out as soon as the last one
+        is answered — in the same task, before its callers run: a new task would wait its turn in
+        the event loop behind them (under load, milliseconds in which the database has nothing
+        to do)."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                await self._write(batch)
+        finally:
+            self._inflight -= 1
+            self._start()  # only if this task was cancelled with orders still queued
 
     async def _write(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
         waits = [self._traced.pop(f, None) for _, f in batch] if self._traced else None
@@ -142,9 +154,6 @@ class GroupCommit(Generic[In, Out]):
             for _, future in batch:
                 _settle(future, error=e if isinstance(e, Exception) else asyncio.CancelledError())
             raise
-        finally:
-            self._inflight -= 1
-            self._start()
 
     async def _traced_run(self, items: list[In], waits: list[Any]) -> list[Out]:
         attributes: dict[str, Any] = {"orderfast.batch.size": len(items)}
