@@ -10,7 +10,9 @@ off (so that nothing is shed: the rates measure the write path), 5 s at half the
 ``--duration`` seconds at each of ``--rates`` (create-orders, 3 lines, a fresh key each).
 
 Per step: goodput (2xx within 1 s of their due time), 2xx P50/P99, the mean group-commit batch,
-and server and PostgreSQL CPU time per order.
+server and PostgreSQL CPU time per order, and the largest worker's RSS after it. (The idempotency
+map is capped at 20 000 responses, as in ``bench/overload.py``; give
+``ORDERFAST_IDEMPOTENCY_CAPACITY=100000`` to measure memory as shipped.)
 
     python bench/side_by_side.py --rates 3000,3500 --rounds 3 rev=HEAD~2 default
     python bench/side_by_side.py --rates 2400,3000 default ORDERFAST_GROUP_COMMIT_INFLIGHT=2
@@ -79,7 +81,7 @@ def run(label: str, env: dict[str, str], rates: list[float], duration: float, wo
                 f"{label[-40:]:40s} {rate:6.0f}/s: goodput {overload.within(r) / r.duration:6.0f}/s, "
                 f"2xx P50 {r.ok_percentile_ms(50):7.1f} ms, P99 {r.ok_percentile_ms(99):7.1f} ms, "
                 f"batch {items / max(count, 1.0):5.1f}, CPU per order: server {server_us:.0f} us, "
-                f"PostgreSQL {postgres_us:.0f} us",
+                f"PostgreSQL {postgres_us:.0f} us, worker RSS {max(harness.rss_mib(target))} MiB",
                 flush=True,
             )
 
