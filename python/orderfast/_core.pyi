@@ -266,7 +266,7 @@ class IdempotencyMap:
     """
 
     def __new__(
-        cls, ttl: float = 3600.0, in_flight_ttl: float = 60.0, capacity: int = 100_000, max_bytes: int = 64 << 20
+        cls, ttl: float = 3600.0, in_flight_ttl: float = 60.0, capacity: int = 100_000, max_bytes: int = 16 << 20
     ) -> Self:
         """At most about ``capacity`` entries and ``max_bytes`` bytes; completed entries live
         ``ttl`` seconds, in-flight claims ``in_flight_ttl``."""

@@ -61,7 +61,7 @@ pub(crate) struct IdempotencyMap {
 #[pymethods]
 impl IdempotencyMap {
     #[new]
-    #[pyo3(signature = (ttl = 3600.0, in_flight_ttl = 60.0, capacity = 100_000, max_bytes = 64 << 20))]
+    #[pyo3(signature = (ttl = 3600.0, in_flight_ttl = 60.0, capacity = 100_000, max_bytes = 16 << 20))]
     fn new(ttl: f64, in_flight_ttl: f64, capacity: usize, max_bytes: usize) -> PyResult<Self> {
         Ok(IdempotencyMap {
             inner: idempotency::IdempotencyMap::new(
