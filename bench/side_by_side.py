@@ -10,9 +10,10 @@ off (so that nothing is shed: the rates measure the write path), 5 s at half the
 ``--duration`` seconds at each of ``--rates`` (create-orders, 3 lines, a fresh key each).
 
 Per step: goodput (2xx within 1 s of their due time), 2xx P50/P99, the mean group-commit batch,
-server and PostgreSQL CPU time per order, and the largest worker's RSS after it. (The idempotency
-map is capped at 20 000 responses, as in ``bench/overload.py``; give
-``ORDERFAST_IDEMPOTENCY_CAPACITY=100000`` to measure memory as shipped.)
+server and PostgreSQL CPU time per order (and the part of the server's spent on the workers' main
+threads, where the event loop and all the Python run: one per worker, the scarce one), and the
+largest worker's RSS after it. (The idempotency map is capped at 20 000 responses, as in
+``bench/overload.py``; give ``ORDERFAST_IDEMPOTENCY_CAPACITY=100000`` to measure memory as shipped.)
 
     python bench/side_by_side.py --rates 3000,3500 --rounds 3 rev=HEAD~2 default
     python bench/side_by_side.py --rates 2400,3000 default ORDERFAST_GROUP_COMMIT_INFLIGHT=2
@@ -30,6 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -50,6 +52,16 @@ def batches(url: str) -> dict[str, float]:
     return found
 
 
+def main_threads(workers: list[psutil.Process]) -> list[float]:
+    """CPU seconds of each worker's main thread (its event loop and all its Python)."""
+    seconds = []
+    for worker in workers:
+        for thread in worker.threads():
+            if thread.id == worker.pid:
+                seconds.append(thread.user_time + thread.system_time)
+    return seconds
+
+
 def worktree(stack: ExitStack, rev: str) -> dict[str, str]:
     """The environment that runs revision ``rev``'s Python with this checkout's compiled core."""
     path = Path(tempfile.mkdtemp(prefix="orderfast-rev-"))
@@ -67,20 +79,25 @@ def run(label: str, env: dict[str, str], rates: list[float], duration: float, wo
     with harness.serving("orderfast", cmd, env, port, "/readyz") as target:
         make = overload.requests(target.url.removeprefix("http://"), token)
         openloop.run_phases_blocking(target.url, [(rates[0] / 2, 5)], make, connections=overload.CONNECTIONS)
+        workers = target.tree()[1:]
         for rate in rates:
             before = batches(target.url)
+            threads0 = main_threads(workers)
             with harness.cpu_meter(target) as cpu:
                 (r,) = openloop.run_phases_blocking(
                     target.url, [(rate, duration)], make, connections=overload.CONNECTIONS
                 )
             after = batches(target.url)
+            main_s = sum(main_threads(workers)) - sum(threads0)
             count, items = (after[k] - before.get(k, 0.0) for k in reversed(BATCH))
             per_s = max(items / r.duration, 1.0)
             server_us, postgres_us = (1e6 * cpu[k] / per_s for k in ("server_cores", "postgres_cores"))
+            main_us = 1e6 * main_s / r.duration / per_s
             print(
                 f"{label[-40:]:40s} {rate:6.0f}/s: goodput {overload.within(r) / r.duration:6.0f}/s, "
                 f"2xx P50 {r.ok_percentile_ms(50):7.1f} ms, P99 {r.ok_percentile_ms(99):7.1f} ms, "
-                f"batch {items / max(count, 1.0):5.1f}, CPU per order: server {server_us:.0f} us, "
+                f"batch {items / max(count, 1.0):5.1f}, CPU per order: server {server_us:.0f} us "
+                f"(the workers' Python threads {main_us:.0f}), "
                 f"PostgreSQL {postgres_us:.0f} us, worker RSS {max(harness.rss_mib(target))} MiB",
                 flush=True,
             )
