@@ -36,8 +36,10 @@ create-orders): for a group-committing worker, latency rising with concurrency i
 throughput, not a sign of overload — measured against the unloaded baseline, 32-40 requests in flight
 already looked like one: a closed-loop client stepping from 16 to 64 connections had 1533 of ~39 000
 requests shed, an open loop at 75 % of the maximum 12-517 of ~31 000. At 2x capacity the floor also
-keeps batches large, which is what keeps goodput up (``bench/overload.py``: 0.71 of capacity with no
-floor, 0.78 with 64, 1.06 with 128). At or under the floor the limiter neither learns nor probes (a
+keeps batches large, which kept goodput up while capacity was bounded by the batch writer
+(``bench/overload.py``, capacity ~2400/s: 0.71 of capacity with no floor, 0.78 with 64, 1.06 with
+128; since capacity is bounded by the worker's Python thread, 0.755 with 128: shedding costs that
+thread too). At or under the floor the limiter neither learns nor probes (a
 probe sheds all but a few for a moment).
 """
 
