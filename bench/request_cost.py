@@ -11,10 +11,13 @@ from Granian's Rust runtime threads. Cases:
 * ``livez``: orderfast's liveness probe, through its outer layers (request id, security headers,
   metrics), no admission;
 * ``unauthenticated``: a create-order without credentials, refused 401 by the API guard;
+* ``quote``: an authenticated quote of a one-line order, answered 200 (the whole hot path that
+  touches no database: authentication, rate limits, the body, pricing in the core);
 * ``shed``: a create-order refused 503 by admission control (the limit held at 1 by a request whose
   body never finishes arriving, ``ORDERFAST_ADMISSION_MAX=1``).
 
-orderfast runs on its embedded SQLite store: none of these cases reaches a database.
+orderfast runs on its embedded SQLite store with the demo catalog: none of these cases reaches a
+database.
 
     python bench/request_cost.py            # ~1 minute
 """
@@ -91,6 +94,14 @@ def slot_held(url: str) -> Iterator[None]:
         sock.close()
 
 
+@contextmanager
+def orderfast(env: dict[str, str]) -> Iterator[harness.Target]:
+    port = harness.free_port()
+    cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    with harness.serving("orderfast", cmd, env, port, "/readyz") as target:
+        yield target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=4000)
@@ -101,29 +112,31 @@ def main() -> None:
     with harness.bare_granian() as bare:
         host = bare.url.removeprefix("http://")
         rows["bare"] = measure(bare, openloop.request_bytes("GET", "/", host, {}), args.rate, args.duration)
-    order = b'{"currency":"USD","items":[{"sku":"A","quantity":1}]}'
+    order = b'{"currency":"USD","items":[{"sku":"SKU-1","quantity":1}]}'
+    post = {"content-type": "application/json", "idempotency-key": "k"}
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             "ORDERFAST_DATA_DIR": tmp,
             "ORDERFAST_JWT_SECRET": harness.SECRET,
             "ORDERFAST_LOG_LEVEL": "warning",
-            "ORDERFAST_ADMISSION_MAX": "1",
-            "ORDERFAST_ADMISSION_MIN": "1",
             "ORDERFAST_BODY_TIMEOUT": "600",
             "ORDERFAST_RATELIMIT_USER": "1000000000/1",
             "ORDERFAST_RATELIMIT_IP": "1000000000/1",
         }
-        migrate = [str(harness.BIN / "orderfast"), "migrate"]
+        migrate = [str(harness.BIN / "orderfast"), "migrate", "--seed-demo"]
         subprocess.run(migrate, env={**os.environ, **env}, check=True, capture_output=True)
-        port = harness.free_port()
-        cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        with harness.serving("orderfast", cmd, env, port, "/readyz") as target:
+        with orderfast(env) as target:
             host = target.url.removeprefix("http://")
-            post = {"content-type": "application/json", "idempotency-key": "k"}
             rows["livez"] = measure(target, openloop.request_bytes("GET", "/livez", host, {}), args.rate, args.duration)
             rows["unauthenticated"] = measure(
                 target, openloop.request_bytes("POST", "/v1/orders", host, post, order), args.rate, args.duration
             )
+            signed = {"authorization": f"Bearer {mint_token(harness.SECRET, 'quoter', ttl=3600)}"}
+            quote = openloop.request_bytes("POST", "/v1/quotes", host, {**signed, **post}, order)
+            rows["quote"] = measure(target, quote, args.rate, args.duration)
+        # The limit held at one by a request that never finishes: every other create-order is shed.
+        with orderfast({**env, "ORDERFAST_ADMISSION_MAX": "1", "ORDERFAST_ADMISSION_MIN": "1"}) as target:
+            host = target.url.removeprefix("http://")
             with slot_held(target.url):
                 rows["shed"] = measure(
                     target, openloop.request_bytes("POST", "/v1/orders", host, post, order), args.rate, args.duration
