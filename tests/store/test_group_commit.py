@@ -68,6 +68,33 @@ async def test_orders_arriving_during_a_write_go_together_in_the_next() -> None:
     assert (group.batches, group.items) == (2, 4)
 
 
+async def test_the_next_batch_goes_out_before_the_last_batchs_callers_run() -> None:
+    """The writer does not wait its turn in the event loop behind the callers it has just answered:
+    under load that wait was time in which the database had nothing to do."""
+    log: list[str] = []
+    gate, writing = asyncio.Event(), asyncio.Event()
+
+    async def run(batch: Sequence[str]) -> list[str]:
+        log.append("write " + ",".join(batch))
+        writing.set()
+        await gate.wait()
+        return list(batch)
+
+    group: GroupCommit[str, str] = GroupCommit(run, max_batch=10, inflight=1)
+
+    async def caller(item: str) -> None:
+        await group.submit([item])
+        log.append("answered " + item)
+
+    first = asyncio.create_task(caller("a"))
+    await writing.wait()
+    second = asyncio.create_task(caller("b"))
+    await asyncio.sleep(0)  # "b" is queued behind the write of "a"
+    gate.set()
+    await asyncio.gather(first, second)
+    assert log == ["write a", "write b", "answered a", "answered b"]
+
+
 async def test_a_batch_that_raises_is_retried_order_by_order() -> None:
     log: list[list[str]] = []
     group = runner(log)
