@@ -4,8 +4,9 @@ less per order.
 Starts a fresh PostgreSQL database seeded as ``bench/harness.py`` seeds it and one orderfast worker
 (admission off), then, for ``--rounds`` rounds, applies each SQL file in turn (``CREATE OR REPLACE
 FUNCTION …``: the pooled connections pick the new body up on their next call), lets 2 s of load at
-half the rate pass, and runs ``--duration`` seconds of create-orders at ``--rate``: 2xx P50/P99, the
-mean group-commit batch, and server and PostgreSQL CPU time per order. A file named ``current``
+half the rate pass, and runs ``--duration`` seconds of create-orders at ``--rate``: the figures of
+``bench/side_by_side.py`` (2xx P50/P99, the mean batch, CPU per order of the server, its Python
+threads and PostgreSQL). A file named ``current``
 stands for the function as the migrations define it (the body of
 ``python/orderfast/store/migrations/postgres/0006_apply_create_plans.sql``, replaced in place).
 
@@ -19,7 +20,6 @@ import asyncio
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import harness, openloop, overload  # noqa: E402
-from bench.side_by_side import BATCH, batches  # noqa: E402
+from bench.side_by_side import step  # noqa: E402
 
 from orderfast.http.auth import mint_token  # noqa: E402
 
@@ -49,23 +49,6 @@ async def apply(dsn: str, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
-
-
-def step(target: harness.Target, make: Callable[[int], bytes], name: str, rate: float, duration: float) -> None:
-    openloop.run_phases_blocking(target.url, [(rate / 2, 2)], make, connections=overload.CONNECTIONS)
-    before = batches(target.url)
-    with harness.cpu_meter(target) as cpu:
-        (r,) = openloop.run_phases_blocking(target.url, [(rate, duration)], make, connections=overload.CONNECTIONS)
-    after = batches(target.url)
-    count, items = (after[k] - before.get(k, 0.0) for k in reversed(BATCH))
-    per_s = max(items / r.duration, 1.0)
-    server_us, postgres_us = (1e6 * cpu[k] / per_s for k in ("server_cores", "postgres_cores"))
-    print(
-        f"{name[-30:]:30s} 2xx P50 {r.ok_percentile_ms(50):6.1f} ms, P99 {r.ok_percentile_ms(99):6.1f} ms, "
-        f"batch {items / max(count, 1.0):5.1f}, CPU per order: server {server_us:.0f} us, "
-        f"PostgreSQL {postgres_us:.0f} us",
-        flush=True,
-    )
 
 
 def main() -> None:
@@ -89,6 +72,9 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, text in sql.items():
                 asyncio.run(apply(dsn, text))
+                openloop.run_phases_blocking(
+                    target.url, [(args.rate / 2, 2)], make, connections=overload.CONNECTIONS
+                )  # the connections' first calls of the new body, out of the figures
                 step(target, make, name, args.rate, args.duration)
         asyncio.run(apply(dsn, definition("current")))
 

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -72,6 +73,29 @@ def worktree(stack: ExitStack, rev: str) -> dict[str, str]:
     return {"PYTHONPATH": str(path / "python")}
 
 
+def step(target: harness.Target, make: Callable[[int], bytes], label: str, rate: float, duration: float) -> None:
+    """One open-loop run at ``rate`` and its line of figures."""
+    workers = target.tree()[1:]
+    before = batches(target.url)
+    threads0 = main_threads(workers)
+    with harness.cpu_meter(target) as cpu:
+        (r,) = openloop.run_phases_blocking(target.url, [(rate, duration)], make, connections=overload.CONNECTIONS)
+    after = batches(target.url)
+    main_s = sum(main_threads(workers)) - sum(threads0)
+    count, items = (after[k] - before.get(k, 0.0) for k in reversed(BATCH))
+    per_s = max(items / r.duration, 1.0)
+    server_us, postgres_us = (1e6 * cpu[k] / per_s for k in ("server_cores", "postgres_cores"))
+    main_us = 1e6 * main_s / r.duration / per_s
+    print(
+        f"{label[-40:]:40s} {rate:6.0f}/s: goodput {overload.within(r) / r.duration:6.0f}/s, "
+        f"2xx P50 {r.ok_percentile_ms(50):7.1f} ms, P99 {r.ok_percentile_ms(99):7.1f} ms, "
+        f"batch {items / max(count, 1.0):5.1f}, CPU per order: server {server_us:.0f} us "
+        f"(the workers' Python threads {main_us:.0f}), "
+        f"PostgreSQL {postgres_us:.0f} us, worker RSS {max(harness.rss_mib(target))} MiB",
+        flush=True,
+    )
+
+
 def run(label: str, env: dict[str, str], rates: list[float], duration: float, workers: int, token: str) -> None:
     port = harness.free_port()
     cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -79,28 +103,8 @@ def run(label: str, env: dict[str, str], rates: list[float], duration: float, wo
     with harness.serving("orderfast", cmd, env, port, "/readyz") as target:
         make = overload.requests(target.url.removeprefix("http://"), token)
         openloop.run_phases_blocking(target.url, [(rates[0] / 2, 5)], make, connections=overload.CONNECTIONS)
-        workers = target.tree()[1:]
         for rate in rates:
-            before = batches(target.url)
-            threads0 = main_threads(workers)
-            with harness.cpu_meter(target) as cpu:
-                (r,) = openloop.run_phases_blocking(
-                    target.url, [(rate, duration)], make, connections=overload.CONNECTIONS
-                )
-            after = batches(target.url)
-            main_s = sum(main_threads(workers)) - sum(threads0)
-            count, items = (after[k] - before.get(k, 0.0) for k in reversed(BATCH))
-            per_s = max(items / r.duration, 1.0)
-            server_us, postgres_us = (1e6 * cpu[k] / per_s for k in ("server_cores", "postgres_cores"))
-            main_us = 1e6 * main_s / r.duration / per_s
-            print(
-                f"{label[-40:]:40s} {rate:6.0f}/s: goodput {overload.within(r) / r.duration:6.0f}/s, "
-                f"2xx P50 {r.ok_percentile_ms(50):7.1f} ms, P99 {r.ok_percentile_ms(99):7.1f} ms, "
-                f"batch {items / max(count, 1.0):5.1f}, CPU per order: server {server_us:.0f} us "
-                f"(the workers' Python threads {main_us:.0f}), "
-                f"PostgreSQL {postgres_us:.0f} us, worker RSS {max(harness.rss_mib(target))} MiB",
-                flush=True,
-            )
+            step(target, make, label, rate, duration)
 
 
 def main() -> None:
