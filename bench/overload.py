@@ -96,8 +96,15 @@ def requests(host: str, token: str, lines: int = 3, pool: int = 1024) -> Callabl
 
 @contextmanager
 def server(
-    dsn: str, data_dir: Path, workers: int, admission: bool, tolerance: float | None = None
+    dsn: str,
+    data_dir: Path,
+    workers: int,
+    admission: bool,
+    tolerance: float | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[harness.Target]:
+    """One orderfast on ``dsn``: limits out of the way, the idempotency map capped at MAP_CAPACITY,
+    admission on or off; ``extra`` settings (or environment) last."""
     env = {
         "ORDERFAST_DATABASE_URL": dsn,
         "ORDERFAST_DATA_DIR": str(data_dir),
@@ -110,6 +117,7 @@ def server(
     }
     if tolerance is not None:
         env["ORDERFAST_ADMISSION_TOLERANCE"] = str(tolerance)
+    env.update(extra or {})
     port = harness.free_port()
     cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with harness.serving("orderfast", [*cmd, "--workers", str(workers)], env, port, "/readyz") as target:

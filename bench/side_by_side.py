@@ -96,15 +96,11 @@ def step(target: harness.Target, make: Callable[[int], bytes], label: str, rate:
     )
 
 
-def run(label: str, env: dict[str, str], rates: list[float], duration: float, workers: int, token: str) -> None:
-    port = harness.free_port()
-    cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", str(workers)]
-    with harness.serving("orderfast", cmd, env, port, "/readyz") as target:
-        make = overload.requests(target.url.removeprefix("http://"), token)
-        openloop.run_phases_blocking(target.url, [(rates[0] / 2, 5)], make, connections=overload.CONNECTIONS)
-        for rate in rates:
-            step(target, make, label, rate, duration)
+def run(label: str, target: harness.Target, rates: list[float], duration: float, token: str) -> None:
+    make = overload.requests(target.url.removeprefix("http://"), token)
+    openloop.run_phases_blocking(target.url, [(rates[0] / 2, 5)], make, connections=overload.CONNECTIONS)
+    for rate in rates:
+        step(target, make, label, rate, duration)
 
 
 def main() -> None:
@@ -130,18 +126,9 @@ def main() -> None:
         dsn, _ = stack.enter_context(harness.prepared_database(f"orderfast_sbs_{os.getpid()}"))
         for n in range(args.rounds):
             for i, (label, extra) in enumerate(configs):
-                env = {
-                    "ORDERFAST_DATABASE_URL": dsn,
-                    "ORDERFAST_DATA_DIR": f"{tmp}/{n}-{i}",
-                    "ORDERFAST_JWT_SECRET": harness.SECRET,
-                    "ORDERFAST_RATELIMIT_USER": "1000000000/1",
-                    "ORDERFAST_RATELIMIT_IP": "1000000000/1",
-                    "ORDERFAST_LOG_LEVEL": "warning",
-                    "ORDERFAST_ADMISSION": "false",
-                    "ORDERFAST_IDEMPOTENCY_CAPACITY": overload.MAP_CAPACITY,
-                    **extra,
-                }
-                run(label, env, rates, args.duration, args.workers, token)
+                data = Path(tmp) / f"{n}-{i}"
+                with overload.server(dsn, data, args.workers, admission=False, extra=extra) as target:
+                    run(label, target, rates, args.duration, token)
 
 
 if __name__ == "__main__":
