@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.conftest import Server, running
+from tests.e2e.test_orders import new_sku
 
 HEADER_TIMEOUT = 2.0
 
@@ -165,3 +166,48 @@ def test_a_uri_past_64_kib_is_414(guarded: Server) -> None:
     with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as s:
         s.sendall(b"GET /livez?pad=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 414")
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length: its status and body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in lines if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection mid-body"
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_one_connection_carries_request_after_request_however_their_bodies_arrive(guarded: Server) -> None:
+    """A body of known length is read only up to that length (no wait for the server's end-of-body
+    message): the connection stays usable for the next request, whether the body came with its
+    head, after it, or was empty."""
+    sku = new_sku(guarded)
+    body = b'{"currency":"USD","items":[{"sku":"' + sku.encode() + b'","quantity":2}]}'
+    head = (
+        b"POST /v1/quotes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + guarded.token("conn-1").encode() + b"\r\nContent-Length: %d\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=10) as s:
+        for split in (False, True, False):
+            if split:  # the head first, the body in a later segment
+                s.sendall(head % len(body))
+                time.sleep(0.05)
+                s.sendall(body)
+            else:
+                s.sendall(head % len(body) + body)
+            status, answer = read_response(s)
+            assert status == 200, answer
+            assert b'"total":"20.00"' in answer
+        s.sendall(head % 0)  # a declared empty body: refused, and the connection still serves
+        status, answer = read_response(s)
+        assert status == 400, answer
+        s.sendall(head % len(body) + body)
+        assert read_response(s)[0] == 200
