@@ -60,15 +60,23 @@ class OrderfastApp(Starlette):
         # that cannot be read one way only never reach it.
         health = self.health
         draining = (lambda: health.draining) if health is not None else (lambda: False)
-        inner: ASGIApp = HeadRules(super().build_middleware_stack())
+        observer = RequestObserver(
+            HeadRules(super().build_middleware_stack()), measured=self.measured, logged=self.logged
+        )
+        outer: ASGIApp = SecurityHeaders(observer, draining)
         if self.admission_max is not None:
-            # Before routing, authentication and the body, so that a shed request costs little;
-            # inside the observer, so that it still has its request id, headers and metrics.
-            inner = Admission.adaptive(
-                inner, self.admission_max, self.router.routes, self.admission_tolerance, self.admission_min
+            # Before everything, so that a shed request costs the least it can; it writes the id,
+            # the headers and the metrics the layers it skips would have.
+            outer = Admission.adaptive(
+                outer,
+                self.admission_max,
+                self.router.routes,
+                self.admission_tolerance,
+                self.admission_min,
+                observer=observer,
+                draining=draining,
             )
-        inner = RequestObserver(inner, measured=self.measured, logged=self.logged)
-        return SecurityHeaders(inner, draining)
+        return outer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -3,7 +3,9 @@ answers (in process; tests/e2e/test_admission.py floods a real server)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from starlette.routing import Route
 
 from orderfast.http.admission import Admission, GradientLimiter
 from orderfast.http.metrics import RequestObserver
+from orderfast.http.security import SecurityHeaders
 from orderfast.observability import instruments as m
 from tests.unit.asgi import http_scope
 
@@ -280,8 +283,8 @@ def app(lim: GradientLimiter) -> Any:
         Route(path, ok, methods=["GET", "POST"])
         for path in ("/v1/orders/{order_id}", "/livez", "/readyz", "/startupz", "/metrics")
     ]
-    inner = Starlette(routes=routes)
-    return RequestObserver(Admission(inner, lim, routes), measured=True, logged=False)
+    observer = RequestObserver(Starlette(routes=routes), measured=True, logged=False)
+    return Admission(SecurityHeaders(observer), lim, routes, observer=observer)
 
 
 async def call(asgi: Any, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
@@ -334,3 +337,87 @@ async def test_probes_and_metrics_are_never_shed(path: str) -> None:
     status, _, body = await call(app(lim), path)
     assert (status, body) == (200, b"ok")
     assert lim.inflight == 1, "and they take no place under the limit"
+
+
+def requests_count(route: str, status: str) -> float:
+    return float(sum(v for labels, v in m.HTTP_REQUESTS.snapshot() if labels == ("POST", route, status)))
+
+
+@pytest.mark.anyio
+async def test_a_shed_answer_carries_what_the_layers_it_skips_would_have_added() -> None:
+    lim = GradientLimiter(1)
+    assert lim.acquire() is not None
+    before = requests_count("/v1/orders/{order_id}", "5xx")
+    status, headers, _ = await call(app(lim), "/v1/orders/abc")
+    assert status == 503
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"cache-control"] == b"no-store"
+    assert b"default-src 'none'" in headers[b"content-security-policy"]
+    assert b"connection" not in headers
+    assert requests_count("/v1/orders/{order_id}", "5xx") == before + 1, "counted as the observer counts"
+
+    observer = RequestObserver(Starlette(), measured=True, logged=False)
+    closing = Admission(SecurityHeaders(observer), lim, [], observer=observer, draining=lambda: True)
+    _, headers, _ = await call(closing, "/v1/orders/abc")
+    assert headers[b"connection"] == b"close", "a draining worker closes the connections it sheds on"
+
+
+def shed_with_body(
+    lim: GradientLimiter, headers: list[tuple[bytes, bytes]], messages: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """A shed request with these headers whose body arrives as ``messages``: (status, receives)."""
+    receives = [0]
+
+    async def receive() -> dict[str, Any]:
+        receives[0] += 1
+        assert messages, "read past the end of the body"
+        return messages.pop(0)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def go() -> None:
+        scope = http_scope("/v1/orders/abc", "POST")
+        scope["headers"] = [*scope["headers"], *headers]
+        await app(lim)(scope, receive, send)
+
+    asyncio.run(go())
+    return sent[0]["status"], receives[0]
+
+
+def test_a_shed_requests_body_is_read_only_as_far_as_it_must_be() -> None:
+    lim = GradientLimiter(1)
+    assert lim.acquire() is not None
+    whole = [{"type": "http.request", "body": b"x" * 40, "more_body": True}]  # as Granian hands a whole body
+    assert shed_with_body(lim, [(b"content-length", b"40")], whole) == (503, 1)
+    assert shed_with_body(lim, [(b"content-length", b"0")], []) == (503, 0)
+    chunked = [
+        {"type": "http.request", "body": b"x" * 40, "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": False},
+    ]
+    assert shed_with_body(lim, [(b"transfer-encoding", b"chunked")], chunked) == (503, 2)
+
+
+def test_a_shed_requests_body_that_never_comes_is_given_up_on() -> None:
+    lim = GradientLimiter(1)
+    assert lim.acquire() is not None
+
+    async def go() -> float:
+        never = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await never.wait()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        scope = http_scope("/v1/orders/abc", "POST")
+        scope["headers"] = [*scope["headers"], (b"content-length", b"40")]
+        began = time.monotonic()
+        await app(lim)(scope, receive, send)  # returns: the drain gives up, it does not raise
+        return time.monotonic() - began
+
+    assert asyncio.run(go()) < 5

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import math
 import random
 import time
@@ -57,9 +56,13 @@ import orjson
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orderfast.http.metrics import UNMATCHED
+from orderfast.http import security
+from orderfast.http.metrics import UNMATCHED, RequestObserver, request_id
 from orderfast.http.problems import PROBLEM_JSON, overloaded
+from orderfast.http.request import BodyDeadlines
 from orderfast.observability import instruments as m
+from orderfast.observability import tracing
+from orderfast.observability.logging import REQUEST_ID
 
 # Never shed: an orchestrator must see a loaded worker as alive and ready (it is), and Prometheus
 # must see the overload itself.
@@ -194,29 +197,51 @@ def _gauge(limit: int) -> None:
 
 
 class Admission:
-    """Pure ASGI: each HTTP request but the probes and ``/metrics`` takes a place under the
-    worker's limit, or is answered 503 ``overloaded`` with ``Retry-After`` at once — before
-    Starlette routes it, authenticates it or reads its body. Inside the request-id and
-    security-header layers, so a shed response carries both and is counted by route (``routes``
-    name the template; a path none serves counts as ``unmatched``)."""
+    """Pure ASGI, the outermost layer: each HTTP request but the probes and ``/metrics`` takes a
+    place under the worker's limit, or is answered 503 ``overloaded`` with ``Retry-After`` at once —
+    before Starlette routes it, authenticates it or reads its body, and without the layers below it:
+    a shed answer is written here whole, with what they would have added (a request id, the security
+    headers, ``Connection: close`` while draining) and recorded by the request observer as they
+    would have (metrics by route: ``routes`` name the template, a path none serves counts as
+    ``unmatched``; the access log; a span when tracing). Every layer a shed request skips is work
+    taken off the worker's one thread when it has the least to spare."""
 
     def __init__(
-        self, app: ASGIApp, limiter: GradientLimiter, routes: Sequence[BaseRoute], *, retry_after: int = 1
+        self,
+        app: ASGIApp,
+        limiter: GradientLimiter,
+        routes: Sequence[BaseRoute],
+        *,
+        observer: RequestObserver,
+        draining: Callable[[], bool] = lambda: False,
+        retry_after: int = 1,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self._routes = [r for r in routes if isinstance(r, Route)]
+        self._observer = observer
+        self._draining = draining
         self._problem = overloaded(retry_after)
         self._headers = [(b"content-type", PROBLEM_JSON.encode()), (b"retry-after", str(retry_after).encode())]
+        self._deadlines = BodyDeadlines()
         for route in self._routes:  # every route's series from the start, at 0: rate() needs them
             if route.path not in EXEMPT:
                 m.ADMISSION_SHED.labels(route.path)
 
     @classmethod
     def adaptive(
-        cls, app: ASGIApp, maximum: int, routes: Sequence[BaseRoute], tolerance: float = 8.0, minimum: int = 1
+        cls,
+        app: ASGIApp,
+        maximum: int,
+        routes: Sequence[BaseRoute],
+        tolerance: float = 8.0,
+        minimum: int = 1,
+        *,
+        observer: RequestObserver,
+        draining: Callable[[], bool] = lambda: False,
     ) -> Admission:
-        return cls(app, GradientLimiter(maximum, minimum=minimum, tolerance=tolerance, on_change=_gauge), routes)
+        limiter = GradientLimiter(maximum, minimum=minimum, tolerance=tolerance, on_change=_gauge)
+        return cls(app, limiter, routes, observer=observer, draining=draining)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT:
@@ -233,43 +258,76 @@ class Admission:
             limiter.release(admitted)
 
     async def _shed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         path = scope["path"]
-        for route in self._routes:
-            if route.path_regex.match(path):
-                scope["route"] = route  # the request observer's label, as if it had been routed
-                template = route.path
+        route: Route | None = None
+        for candidate in self._routes:
+            if candidate.path_regex.match(path):
+                route = candidate
                 break
-        else:
-            template = UNMATCHED
-        m.ADMISSION_SHED.labels(template).inc()
-        # Two messages straight to the server (a Starlette Response would cost as much again).
-        body = orjson.dumps(self._problem.document(path))
-        headers = [*self._headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        if _has_body(scope):
-            await _drain(receive)
+        template = route.path if route is not None else UNMATCHED
+        rid = request_id(scope["headers"])
+        token = REQUEST_ID.set(rid)  # in the problem body and in any log line written here
+        try:
+            traced = tracing.server(scope, rid) if tracing.ENABLED else None
+            m.ADMISSION_SHED.labels(template).inc()
+            # Two messages straight to the server (a Starlette Response would cost as much again).
+            body = orjson.dumps(self._problem.document(path))
+            headers = [
+                *self._headers,
+                (b"content-length", str(len(body)).encode()),
+                *security.for_path(path),
+                (b"x-request-id", rid.encode()),
+            ]
+            if self._draining():
+                headers.append(security.CLOSE)
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            self._observer.record(scope, template, 503, time.perf_counter() - started)
+            if traced is not None:
+                traced.finish(None if route is None else template, 503)
+        finally:
+            REQUEST_ID.reset(token)
+        length = _body_length(scope)
+        if length != 0:
+            await _drain(receive, length, self._deadlines)
 
 
-def _has_body(scope: Scope) -> bool:
+def _body_length(scope: Scope) -> int | None:
+    """0 for a request without a body, its ``Content-Length`` when it has one, None when chunked."""
     for name, value in scope["headers"]:
-        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
-            return True
-    return False
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+        if name == b"transfer-encoding":
+            return None
+    return 0
 
 
 DRAIN_SECONDS = 0.5
 
 
-async def _drain(receive: Receive) -> None:
+async def _drain(receive: Receive, length: int | None, deadlines: BodyDeadlines) -> None:
     """Reads and drops the body of a request already answered: the server keeps a connection only
     when the request was read to its end, and a body still on its way when the 503 went out would
     otherwise cost the client its connection — closed under it, without a ``Connection: close`` to
-    warn it (a reused connection then fails). Bounded: a body slower than this is left, and the
-    server closes that connection."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            while True:
-                message = await receive()
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    return
+    warn it (a reused connection then fails). A body of known length is read only until that many
+    bytes have come (one receive when it came with its head: the server keeps the connection of a
+    request whose body it already holds). Bounded: a body slower than this is left, and the server
+    closes that connection."""
+    task = deadlines.enter(DRAIN_SECONDS)
+    size = 0
+    try:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            size += len(message.get("body", b""))
+            if size == length or not message.get("more_body", False):
+                return
+    except asyncio.CancelledError:
+        if deadlines.leave(task):  # the drain's deadline, not the request's cancellation
+            task.uncancel()
+            return
+        raise
+    finally:
+        deadlines.leave(task)

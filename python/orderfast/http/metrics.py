@@ -81,32 +81,38 @@ class RequestObserver:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = route.path if route is not None else UNMATCHED
-            method = scope["method"]
             if self._measured:
                 m.HTTP_IN_FLIGHT.dec()
-                m.HTTP_REQUESTS.labels(method, template, _STATUS_CLASS.get(status // 100, "other")).inc()
-                m.HTTP_DURATION.labels(method, template).observe(elapsed)
-            if self._logged:
-                access_log.info(
-                    "%s %s %d",
-                    method,
-                    scope["path"],
-                    status,
-                    extra={
-                        "fields": {
-                            "method": method,
-                            "path": scope["path"],
-                            "route": template,
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 3),
-                            "client": (scope.get("client") or ("", 0))[0],
-                        }
-                    },
-                )
+            self.record(scope, template, status, elapsed)
             if traced is not None:
                 traced.finish(None if route is None else template, status)
             REQUEST_ID.reset(token)
             deadline.reset(budget)
+
+    def record(self, scope: Scope, template: str, status: int, elapsed: float) -> None:
+        """The RED metrics and the access-log line of an answered request (also of one answered
+        before it reached this layer: admission control's 503s)."""
+        method = scope["method"]
+        if self._measured:
+            m.HTTP_REQUESTS.labels(method, template, _STATUS_CLASS.get(status // 100, "other")).inc()
+            m.HTTP_DURATION.labels(method, template).observe(elapsed)
+        if self._logged:
+            access_log.info(
+                "%s %s %d",
+                method,
+                scope["path"],
+                status,
+                extra={
+                    "fields": {
+                        "method": method,
+                        "path": scope["path"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                        "client": (scope.get("client") or ("", 0))[0],
+                    }
+                },
+            )
 
 
 class MetricsEndpoint:

@@ -23,6 +23,12 @@ DOCS_CSP = (
 
 
 CLOSE = (b"connection", b"close")
+NO_STORE = (b"cache-control", b"no-store")
+
+
+def for_path(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers a response to ``path`` carries unless it sets them itself."""
+    return [*HEADERS, DOCS_CSP if path.startswith("/docs") else API_CSP, NO_STORE]
 
 
 class SecurityHeaders:
@@ -34,14 +40,12 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"].startswith("/docs") else API_CSP
+        path = scope["path"]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name for name, _ in message.get("headers", [])}
-                extra = [h for h in (*HEADERS, csp) if h[0] not in present]
-                if b"cache-control" not in present:
-                    extra.append((b"cache-control", b"no-store"))
+                extra = [h for h in for_path(path) if h[0] not in present]
                 if self._draining():
                     extra.append(CLOSE)
                 message["headers"] = [*message.get("headers", []), *extra]
