@@ -38,7 +38,8 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 class RequestObserver:
     """Every HTTP request's id, metrics and access-log line, in one layer (outermost but for the
-    security headers, so refusals of unreadable heads are seen too):
+    security headers and admission control, so refusals of unreadable heads are seen too; a request
+    admission control sheds is recorded through ``record``):
 
     - ``X-Request-Id``: the client's, or a new one; on every response, in every problem body and
       in every log line written while the request is handled;

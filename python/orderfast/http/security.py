@@ -1,5 +1,6 @@
-"""Security headers on every response, as pure ASGI middleware (the outermost layer) — and, while
-the server drains before stopping, ``Connection: close``."""
+"""Security headers on every response, as pure ASGI middleware (outermost but for admission control,
+which writes the same headers on the answers it sheds: ``for_path``) — and, while the server drains
+before stopping, ``Connection: close``."""
 
 from __future__ import annotations
 
