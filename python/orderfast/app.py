@@ -27,7 +27,6 @@ from orderfast.http.metrics import MetricsEndpoint, RequestObserver
 from orderfast.http.openapi import OpenApiEndpoints
 from orderfast.http.orders import OrderEndpoints
 from orderfast.http.quotes import QuoteEndpoints
-from orderfast.http.security import SecurityHeaders
 from orderfast.observability import tracing
 from orderfast.observability.logging import configure as configure_logging
 from orderfast.observability.metrics import REGISTRY
@@ -61,9 +60,9 @@ class OrderfastApp(Starlette):
         health = self.health
         draining = (lambda: health.draining) if health is not None else (lambda: False)
         observer = RequestObserver(
-            HeadRules(super().build_middleware_stack()), measured=self.measured, logged=self.logged
+            HeadRules(super().build_middleware_stack()), measured=self.measured, logged=self.logged, draining=draining
         )
-        outer: ASGIApp = SecurityHeaders(observer, draining)
+        outer: ASGIApp = observer
         if self.admission_max is not None:
             # Before everything, so that a shed request costs the least it can; it writes the id,
             # the headers and the metrics the layers it skips would have.

@@ -21,7 +21,6 @@ from starlette.routing import Route
 
 from orderfast.http.admission import Admission, GradientLimiter
 from orderfast.http.metrics import RequestObserver
-from orderfast.http.security import SecurityHeaders
 from orderfast.observability import instruments as m
 from tests.unit.asgi import http_scope
 
@@ -284,7 +283,7 @@ def app(lim: GradientLimiter) -> Any:
         for path in ("/v1/orders/{order_id}", "/livez", "/readyz", "/startupz", "/metrics")
     ]
     observer = RequestObserver(Starlette(routes=routes), measured=True, logged=False)
-    return Admission(SecurityHeaders(observer), lim, routes, observer=observer)
+    return Admission(observer, lim, routes, observer=observer)
 
 
 async def call(asgi: Any, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
@@ -356,8 +355,8 @@ async def test_a_shed_answer_carries_what_the_layers_it_skips_would_have_added()
     assert b"connection" not in headers
     assert requests_count("/v1/orders/{order_id}", "5xx") == before + 1, "counted as the observer counts"
 
-    observer = RequestObserver(Starlette(), measured=True, logged=False)
-    closing = Admission(SecurityHeaders(observer), lim, [], observer=observer, draining=lambda: True)
+    observer = RequestObserver(Starlette(), measured=True, logged=False, draining=lambda: True)
+    closing = Admission(observer, lim, [], observer=observer, draining=lambda: True)
     _, headers, _ = await call(closing, "/v1/orders/abc")
     assert headers[b"connection"] == b"close", "a draining worker closes the connections it sheds on"
 

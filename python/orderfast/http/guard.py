@@ -13,11 +13,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderfast import _core
 from orderfast.http.auth import Principal, TokenVerifier, unauthorized
 from orderfast.http.problems import Problem
+from orderfast.http.security import RESPONSE_FIELDS
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.services.api_keys import ApiKeyService
@@ -179,14 +180,8 @@ class V1Guard:
             await outcome.response(scope["path"])(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
-        fields = outcome
-
-        async def send_with_fields(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *fields]
-            await send(message)
-
-        await self.app(scope, receive, send_with_fields)
+        scope[RESPONSE_FIELDS] = outcome  # the request observer adds them to the answer
+        await self.app(scope, receive, send)
 
     async def _authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
         if api_key is not None and self.api_keys is not None:

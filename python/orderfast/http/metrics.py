@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderfast import _core
+from orderfast.http import security
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.observability.logging import REQUEST_ID
@@ -37,12 +39,14 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class RequestObserver:
-    """Every HTTP request's id, metrics and access-log line, in one layer (outermost but for the
-    security headers and admission control, so refusals of unreadable heads are seen too; a request
-    admission control sheds is recorded through ``record``):
+    """Every HTTP request's id, metrics, headers and access-log line, in one layer (outermost but for
+    admission control, so refusals of unreadable heads are seen too; a request admission control
+    sheds is recorded through ``record``):
 
     - ``X-Request-Id``: the client's, or a new one; on every response, in every problem body and
       in every log line written while the request is handled;
+    - the security headers, the fields inner layers ask for (``security.RESPONSE_FIELDS``) and,
+      while the server drains, ``Connection: close`` — one send wrapper for them all;
     - RED metrics: requests by method, route template and status class, latency by method and
       route, requests in flight;
     - with the access log on, one JSON line per request;
@@ -50,10 +54,13 @@ class RequestObserver:
     - with tracing on, the request's SERVER span (``METHOD /route/{template}``), continuing the
       client's trace when it sent a ``traceparent``: every span of the request is its child."""
 
-    def __init__(self, app: ASGIApp, *, measured: bool, logged: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, *, measured: bool, logged: bool, draining: Callable[[], bool] = lambda: False
+    ) -> None:
         self.app = app
         self._measured = measured
         self._logged = logged
+        self._draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,7 +80,13 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = security.complete(
+                    message.get("headers", ()),
+                    scope["path"],
+                    scope.get(security.RESPONSE_FIELDS),
+                    header,
+                    self._draining(),
+                )
             await send(message)
 
         try:

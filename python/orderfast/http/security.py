@@ -1,12 +1,10 @@
-"""Security headers on every response, as pure ASGI middleware (outermost but for admission control,
-which writes the same headers on the answers it sheds: ``for_path``) — and, while the server drains
-before stopping, ``Connection: close``."""
+"""Security headers on every response — and, while the server drains before stopping, ``Connection:
+close``: written by the request observer's send wrapper (``complete``) and by admission control on
+the answers it sheds (``for_path``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Iterable
 
 HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -24,6 +22,9 @@ DOCS_CSP = (
 
 
 CLOSE = (b"connection", b"close")
+# Scope key: header fields an inner layer adds to whatever answer the request gets (the guard's
+# rate-limit fields); the request observer writes them.
+RESPONSE_FIELDS = "orderfast.response_fields"
 NO_STORE = (b"cache-control", b"no-store")
 
 
@@ -32,24 +33,23 @@ def for_path(path: str) -> list[tuple[bytes, bytes]]:
     return [*HEADERS, DOCS_CSP if path.startswith("/docs") else API_CSP, NO_STORE]
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp, draining: Callable[[], bool] = lambda: False) -> None:
-        self.app = app
-        self._draining = draining
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name for name, _ in message.get("headers", [])}
-                extra = [h for h in for_path(path) if h[0] not in present]
-                if self._draining():
-                    extra.append(CLOSE)
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def complete(
+    headers: Iterable[tuple[bytes, bytes]],
+    path: str,
+    fields: list[tuple[bytes, bytes]] | None,
+    request_id: tuple[bytes, bytes],
+    draining: bool,
+) -> list[tuple[bytes, bytes]]:
+    """A response's headers as they leave the app: its own, then the fields an inner layer asked
+    for (``scope[RESPONSE_FIELDS]``: the rate limits), the request id, the security headers it did
+    not set itself, and ``Connection: close`` while the server drains. One pass, in the request
+    observer's one send wrapper: every layer that wraps ``send`` costs each response a call."""
+    out = list(headers)
+    present = {name for name, _ in out}
+    if fields:
+        out += fields
+    out.append(request_id)
+    out += [h for h in for_path(path) if h[0] not in present]
+    if draining:
+        out.append(CLOSE)
+    return out
