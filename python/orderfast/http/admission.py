@@ -45,8 +45,8 @@ probe sheds all but a few for a moment).
 
 from __future__ import annotations
 
-import asyncio
 import collections
+import contextlib
 import math
 import random
 import time
@@ -59,7 +59,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orderfast.http import security
 from orderfast.http.metrics import UNMATCHED, RequestObserver, request_id
 from orderfast.http.problems import PROBLEM_JSON, overloaded
-from orderfast.http.request import BodyDeadlines
+from orderfast.http.request import BodyDeadlines, BodyTimeout
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.observability.logging import REQUEST_ID
@@ -314,9 +314,8 @@ async def _drain(receive: Receive, length: int | None, deadlines: BodyDeadlines)
     bytes have come (one receive when it came with its head: the server keeps the connection of a
     request whose body it already holds). Bounded: a body slower than this is left, and the server
     closes that connection."""
-    task = deadlines.enter(DRAIN_SECONDS)
     size = 0
-    try:
+    with contextlib.suppress(BodyTimeout), deadlines.bounded(DRAIN_SECONDS):
         while True:
             message = await receive()
             if message["type"] != "http.request":
@@ -324,10 +323,3 @@ async def _drain(receive: Receive, length: int | None, deadlines: BodyDeadlines)
             size += len(message.get("body", b""))
             if size == length or not message.get("more_body", False):
                 return
-    except asyncio.CancelledError:
-        if deadlines.leave(task):  # the drain's deadline, not the request's cancellation
-            task.uncancel()
-            return
-        raise
-    finally:
-        deadlines.leave(task)

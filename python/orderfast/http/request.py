@@ -56,6 +56,12 @@ class BodyDeadlines:
             self._sweeper = loop.create_task(self._sweep())
         return task
 
+    def bounded(self, timeout: float) -> Bounded:
+        """``with deadlines.bounded(t):`` around the reads of one body: past ``t`` seconds the
+        reading task's cancellation comes out as :class:`BodyTimeout`; any other cancellation
+        passes through as it came."""
+        return Bounded(self, self.enter(timeout))
+
     def leave(self, task: asyncio.Task[Any]) -> bool:
         """Forgets the task; True when its deadline is what cancelled it."""
         self._due.pop(task, None)
@@ -74,6 +80,27 @@ class BodyDeadlines:
                     del self._due[task]
                     self._expired.add(task)
                     task.cancel()
+
+
+class BodyTimeout(Exception):
+    """A body did not arrive within its deadline."""
+
+
+class Bounded:
+    __slots__ = ("_deadlines", "_task")
+
+    def __init__(self, deadlines: BodyDeadlines, task: asyncio.Task[Any]) -> None:
+        self._deadlines = deadlines
+        self._task = task
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        expired = self._deadlines.leave(self._task)
+        if expired and kind is not None and issubclass(kind, asyncio.CancelledError):
+            self._task.uncancel()
+            raise BodyTimeout from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,31 +148,23 @@ async def _read(request: Request, limits: BodyLimits, declared: int | None) -> b
     size = 0
     receive = request.receive
     # A body trickling in (slowloris on the body) is cut off: the whole body within the timeout.
-    deadlines = limits.deadlines
-    task = deadlines.enter(body_timeout)
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                # The server ends the body this way both when the client goes away and when the
-                # body cannot be decoded (a malformed chunk): a client error, never a 500.
-                raise body_unreadable()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-            if size == declared or not message.get("more_body", False):
-                break
-    except asyncio.CancelledError:
-        if deadlines.leave(task):
-            task.uncancel()
-            raise Problem(
-                408, "request-timeout", "Request timeout", f"send the body within {body_timeout:g} s"
-            ) from None
-        raise
-    finally:
-        deadlines.leave(task)
+        with limits.deadlines.bounded(body_timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    # The server ends the body this way both when the client goes away and when the
+                    # body cannot be decoded (a malformed chunk): a client error, never a 500.
+                    raise body_unreadable()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                if size == declared or not message.get("more_body", False):
+                    break
+    except BodyTimeout:
+        raise Problem(408, "request-timeout", "Request timeout", f"send the body within {body_timeout:g} s") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
