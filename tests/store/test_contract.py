@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orderfast import _core
-from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec
+from orderfast.domain.catalog import CouponSpec, PriceRow, ProductSpec, PromotionSpec
 from orderfast.domain.events import order_created
 from orderfast.domain.orders import Order, OrderLine, OrderStatus, utc_now_ms
 from orderfast.store.base import (
@@ -96,9 +96,12 @@ async def test_catalog_since_returns_changes_in_version_order(store: Store) -> N
     await put(store, "B")
     all_products = (await store.catalog_since(0)).products
     assert [p.sku for p in all_products] == ["A", "B"]
-    await put(store, "A", stock=1)
+    await put(store, "A", stock=1, price=750)
     changed = await store.catalog_since(all_products[-1].version)
-    assert [(p.sku, p.stock) for p in changed.products] == [("A", 1)]
+    a = await store.get_product("A")
+    assert a is not None
+    # What the snapshot loads: every field pricing needs, in the row's order, without the timestamp.
+    assert changed.products == [PriceRow("A", "name A", "USD", 750, 1, a.version, None)]
     assert changed.coupons == [] and changed.promotions == []
 
 

