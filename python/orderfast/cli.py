@@ -238,7 +238,9 @@ def _check_before_serving(settings: Settings) -> None:
             ) from None
 
     async def check_store() -> None:
-        async with bootstrap.opened_store(settings):
+        # One connection is enough to tell reachable and migrated (a pool's first connection is
+        # opened before the others: each more would lengthen the start).
+        async with bootstrap.opened_store(dataclasses.replace(settings, db_pool_min=1)):
             pass
 
     asyncio.run(check_store())
