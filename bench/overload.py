@@ -290,7 +290,11 @@ GOALS = (
 
 def markdown(report: dict[str, Any], command: str) -> str:
     m = report["machine"]
-    on, off = report["on"], report["off"]
+    variants = report.get("variants") or {"default": report["on"]}
+    runs = [(f"on, floor {k}" if len(variants) > 1 else "on", v) for k, v in variants.items()]
+    if "off" in report:
+        runs.append(("off", report["off"]))
+    first = runs[0][1]
     out = [
         f"# orderfast overload — {report['started']}",
         "",
@@ -298,23 +302,23 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "same machine; generator, server and database share the cores.",
         "",
         f"Capacity (open loop, admission off): **{report['capacity']['capacity']} create-orders/s**. "
-        f"Offered at 2x: {on['overload']['rate']}/s for {report['duration']} s, then {on['after']['rate']}/s.",
+        f"Offered at 2x: {first['overload']['rate']}/s for {report['duration']} s, then {first['after']['rate']}/s.",
         "",
-        "| goal | target | admission on | admission off |",
-        "|---|---|---:|---:|",
+        "| goal | target | " + " | ".join(f"admission {name}" for name, _ in runs) + " |",
+        "|---|---|" + "---:|" * len(runs),
     ]
     for label, key, target, check in GOALS:
         cells = []
-        for run in (on, off):
+        for _, run in runs:
             v = run[key]
             cells.append("never" if v is None else f"{v} ({'met' if check(v) else 'not met'})")
-        out.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
+        out.append(f"| {label} | {target} | " + " | ".join(cells) + " |")
     out += [
         "",
         "| run | offered/s | goodput/s | 2xx P50 ms | 2xx P99 ms | statuses | server / PostgreSQL / generator cores |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
-    for name, run in (("on", on), ("off", off)):
+    for name, run in runs:
         for phase in ("reference", "overload"):
             v = run[phase]
             cores = f"{v['server_cores']} / {v['postgres_cores']} / {v['generator_cores']}"
@@ -327,15 +331,20 @@ def markdown(report: dict[str, Any], command: str) -> str:
             f"| {name}, after (15 s) | {a['rate']} | {a['goodput']} | {a['ok_p50_ms']:.1f} | {a['ok_p99_ms']:.1f} | "
             f"{a['statuses']} | |"
         )
-    if "at_capacity" in report:
-        v = report["at_capacity"]
-        out += ["", f"Admission on, offered exactly the capacity for 10 s: goodput {v['goodput']}/s, "
-                    f"2xx P99 {v['ok_p99_ms']:.1f} ms, statuses {v['statuses']}."]  # fmt: skip
-    out += [
-        "",
-        f"RSS per worker, steady / peak (MiB): on {on['steady_rss_mib']} / {on['peak_rss_mib']}, "
-        f"off {off['steady_rss_mib']} / {off['peak_rss_mib']}.",
-    ]
+    out.append("")
+    for name, run in runs:
+        v = run.get("at_capacity")
+        if v:
+            out.append(
+                f"Admission {name}, offered exactly the capacity for 10 s: goodput {v['goodput']}/s, "
+                f"2xx P99 {v['ok_p99_ms']:.1f} ms, statuses {v['statuses']}."
+            )
+    out.append("")
+    out.append(
+        "RSS per worker, steady / peak (MiB): "
+        + "; ".join(f"{name} {run['steady_rss_mib']} / {run['peak_rss_mib']}" for name, run in runs)
+        + "."
+    )
     return "\n".join(out) + "\n"
 
 
@@ -397,6 +406,12 @@ def main() -> None:
     ap.add_argument("--start", type=float, default=1000, help="first capacity step, requests/s")
     ap.add_argument("--capacity", type=float, help="skip the search: this many create-orders/s")
     ap.add_argument("--tolerance", type=float, help="ORDERFAST_ADMISSION_TOLERANCE of the admission-on server")
+    ap.add_argument(
+        "--floors",
+        help="comma-separated ORDERFAST_ADMISSION_MIN values: one admission-on server each, side by side "
+        "after one capacity search (default: the setting's default only)",
+    )
+    ap.add_argument("--no-off", action="store_true", help="skip the admission-off server")
     ap.add_argument("--shed-cost", action="store_true")
     args = ap.parse_args()
     if args.shed_cost:
@@ -409,6 +424,7 @@ def main() -> None:
         "workers": args.workers,
         "duration": args.duration,
         "tolerance": args.tolerance,
+        "floors": args.floors,
         "shed_cost": shed_cost(),
     }
     token = mint_token(harness.SECRET, "bench-user", ttl=86_400)
@@ -426,15 +442,22 @@ def main() -> None:
             print(f"capacity {capacity}/s", flush=True)
         # Admission on first, right after the search (the database as the search left it);
         # off after, for comparison (its 2x run leaves a minute-long backlog behind it).
-        with server(dsn, Path(tmp) / "on", args.workers, admission=True, tolerance=args.tolerance) as target:
-            make = requests(target.url.removeprefix("http://"), token)
-            print("admission on:", flush=True)
-            report["on"] = overload_run(target, make, capacity, args.duration)
-            report["at_capacity"] = at_capacity(target, make, capacity)
-        with server(dsn, Path(tmp) / "off", args.workers, admission=False) as target:
-            make = requests(target.url.removeprefix("http://"), token)
-            print("admission off:", flush=True)
-            report["off"] = overload_run(target, make, capacity, args.duration)
+        floors = [int(f) for f in args.floors.split(",")] if args.floors else [None]
+        for floor in floors:
+            extra = {} if floor is None else {"ORDERFAST_ADMISSION_MIN": str(floor)}
+            with server(dsn, Path(tmp) / f"on{floor}", args.workers, True, args.tolerance, extra) as target:
+                make = requests(target.url.removeprefix("http://"), token)
+                print(f"admission on (floor {floor or 'default'}):", flush=True)
+                run = overload_run(target, make, capacity, args.duration)
+                run["at_capacity"] = at_capacity(target, make, capacity)
+                report.setdefault("on", run)
+                report.setdefault("at_capacity", run["at_capacity"])
+                report.setdefault("variants", {})[str(floor or "default")] = run
+        if not args.no_off:
+            with server(dsn, Path(tmp) / "off", args.workers, admission=False) as target:
+                make = requests(target.url.removeprefix("http://"), token)
+                print("admission off:", flush=True)
+                report["off"] = overload_run(target, make, capacity, args.duration)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
