@@ -5,12 +5,19 @@ in a fresh database seeded as ``bench/harness.py`` seeds it, 10 000 products), o
 readiness probe is polled every 2 ms over a kept-alive socket-free HTTP GET. Also timed: ``import
 orderfast.app`` alone, in a fresh interpreter. Medians of ``--runs``.
 
+A warm machine has the package's bytecode: an installed wheel has it (pip compiles at install, as
+the Docker image does), and Python writes it on a first import — unless ``PYTHONDONTWRITEBYTECODE``
+is set, as it is on some CI machines, where every start would compile each of orderfast's modules
+again (~40-60 ms here). So the package is compiled first, with ``compileall``.
+
     python bench/startup.py              # ~30 seconds
+    python bench/startup.py rev=HEAD~3 default   # another revision's Python beside this one, alternating
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import signal
 import statistics
@@ -18,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -25,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import harness  # noqa: E402
+from bench import harness, side_by_side  # noqa: E402
 
 
 def start_once(env: dict[str, str]) -> float:
@@ -55,32 +63,41 @@ def start_once(env: dict[str, str]) -> float:
         proc.wait(timeout=30)
 
 
-def import_once() -> float:
+def import_once(env: dict[str, str]) -> float:
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import orderfast.app"], check=True)
+    subprocess.run([sys.executable, "-c", "import orderfast.app"], env={**os.environ, **env}, check=True)
     return time.perf_counter() - began
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("configs", nargs="*", default=["default"], help="default, or rev=REV (its Python, this core)")
     args = ap.parse_args()
     base = {
         "ORDERFAST_JWT_SECRET": harness.SECRET,
         "ORDERFAST_LOG_LEVEL": "warning",
         "ORDERFAST_DRAIN_DELAY": "0",
     }
-    results: dict[str, list[float]] = {"import orderfast.app": [import_once() for _ in range(args.runs)]}
-    with tempfile.TemporaryDirectory() as tmp:
+    results: dict[str, list[float]] = {}
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
+        trees: dict[str, dict[str, str]] = {}
+        for config in args.configs:
+            extra = side_by_side.worktree(stack, config.removeprefix("rev=")) if config.startswith("rev=") else {}
+            compileall.compile_dir(Path(extra.get("PYTHONPATH", ROOT / "python")) / "orderfast", quiet=1)
+            trees[config] = extra
         env = {**base, "ORDERFAST_DATA_DIR": tmp}
         subprocess.run([str(harness.BIN / "orderfast"), "migrate"], env={**os.environ, **env}, check=True)
-        results["serve, SQLite"] = [start_once(env) for _ in range(args.runs)]
-        with harness.prepared_database(f"orderfast_startup_{os.getpid()}") as (dsn, _):
-            env = {**base, "ORDERFAST_DATA_DIR": tmp, "ORDERFAST_DATABASE_URL": dsn}
-            results["serve, PostgreSQL"] = [start_once(env) for _ in range(args.runs)]
-    for name, seconds in results.items():
+        database = stack.enter_context(harness.prepared_database(f"orderfast_startup_{os.getpid()}"))
+        pg = {**env, "ORDERFAST_DATABASE_URL": database[0]}
+        for _ in range(args.runs):  # alternating: this machine drifts
+            for config, extra in trees.items():
+                results.setdefault(f"{config}: import orderfast.app", []).append(import_once(extra))
+                results.setdefault(f"{config}: serve, SQLite", []).append(start_once({**env, **extra}))
+                results.setdefault(f"{config}: serve, PostgreSQL", []).append(start_once({**pg, **extra}))
+    for name, seconds in sorted(results.items(), key=lambda kv: kv[0].split(": ")[1]):
         print(
-            f"{name:22s} median {statistics.median(seconds):.3f} s  "
+            f"{name:40s} median {statistics.median(seconds):.3f} s  "
             f"(min {min(seconds):.3f}, max {max(seconds):.3f}, {len(seconds)} runs)"
         )
 
