@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import math
 import os
@@ -129,6 +130,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     if settings.metrics:
         settings = dataclasses.replace(settings, metrics_dir=_metrics_directory(settings.metrics_dir))
     _check_before_serving(settings)
+    # Everything imported and built so far lives as long as the workers forked from here: out of
+    # the collector's sight, each worker's start-up collection (app.tune_gc) walks only what the
+    # worker made itself (~10 ms less to a start), and no worker's collections write to these
+    # objects' pages, which the workers then keep sharing with this process.
+    gc.freeze()
     if settings.metrics and settings.metrics_port is not None:
         assert settings.metrics_dir is not None
         _serve_metrics(settings.host, settings.metrics_port, settings.metrics_dir)
