@@ -18,13 +18,13 @@ from orderfast.config import ConfigError, Settings
 from orderfast.http.admission import Admission
 from orderfast.http.api_keys import ApiKeyEndpoints
 from orderfast.http.catalog import CatalogEndpoints
+from orderfast.http.docs import OpenApiEndpoints
 from orderfast.http.errors import EXCEPTION_HANDLERS
 from orderfast.http.guard import RoutePolicies, V1Guard
 from orderfast.http.head import HeadRules
 from orderfast.http.health import DRAIN_SIGNAL, Health
 from orderfast.http.lifecycle import LifecycleEndpoints
 from orderfast.http.metrics import MetricsEndpoint, RequestObserver
-from orderfast.http.openapi import OpenApiEndpoints
 from orderfast.http.orders import OrderEndpoints
 from orderfast.http.quotes import QuoteEndpoints
 from orderfast.observability import tracing

@@ -1,26 +1,21 @@
-"""The published contract: OpenAPI 3.1 at /openapi.json, and docs pages that work offline.
+"""The published contract: OpenAPI 3.1, served at /openapi.json and rendered as /docs/reference
+by ``orderfast.http.docs`` (which imports this module on the first such request, not at start-up).
 
 The spec is written here, by hand, next to the routes; a test compares the two so neither can
-drift. ``/docs`` is Swagger UI served from the swagger-ui-py wheel (no CDN); ``/docs/reference``
-is the same contract rendered on the server as plain HTML, with no script at all.
+drift. ``/docs/reference`` is the same contract rendered on the server as plain HTML, with no
+script at all.
 """
 
 from __future__ import annotations
 
 import copy
 import html
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
 from orderfast import __version__, _core
-from orderfast.http.problems import Problem
 
 MONEY = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "examples": ["199.00"]}
 POSITIVE_MONEY = {**MONEY, "pattern": r"^(?!0*(?:\.0*)?$)[0-9]+(\.[0-9]+)?$", "description": "above zero"}
@@ -795,103 +790,3 @@ def _docs_html(doc: dict[str, Any]) -> str:
         text = orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode()
         parts.append(f'<h3 id="schema-{e(name)}">{e(name)}</h3><pre>{e(text)}</pre>')
     return "".join(parts)
-
-
-# The docs page: Swagger UI from the swagger-ui-py wheel, served by this process, so it works
-# offline. The page and its initializer are ours (no inline script: the CSP allows 'self' only);
-# validatorUrl null keeps Swagger UI from calling its public validator.
-DOCS_ASSETS = {
-    "swagger-ui.css": "text/css; charset=utf-8",
-    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
-    "favicon-32x32.png": "image/png",
-}
-DOCS_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>orderfast API</title>
-<link rel="stylesheet" href="/docs/assets/swagger-ui.css">
-<link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
-</head>
-<body>
-<noscript>This page needs JavaScript; <a href="/docs/reference">/docs/reference</a> is the same contract as
-plain HTML, and <a href="/openapi.json">/openapi.json</a> the machine-readable one.</noscript>
-<div id="swagger-ui"></div>
-<script src="/docs/assets/swagger-ui-bundle.js"></script>
-<script src="/docs/assets/init.js"></script>
-</body>
-</html>
-"""
-DOCS_INIT = """window.addEventListener("load", function () {
-  window.ui = SwaggerUIBundle({
-    url: "/openapi.json",
-    dom_id: "#swagger-ui",
-    presets: [SwaggerUIBundle.presets.apis],
-    layout: "BaseLayout",
-    validatorUrl: null,
-    deepLinking: true,
-    persistAuthorization: false
-  });
-});
-"""
-
-
-def load_docs_assets() -> dict[str, tuple[bytes, str]]:
-    """The Swagger UI files, read once. Found without importing swagger_ui (which would pull in
-    its template engine for nothing)."""
-    spec = importlib.util.find_spec("swagger_ui")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("swagger-ui-py is not installed; it ships the /docs assets")
-    static = Path(next(iter(spec.submodule_search_locations))) / "static"
-    assets = {name: ((static / name).read_bytes(), kind) for name, kind in DOCS_ASSETS.items()}
-    assets["init.js"] = (DOCS_INIT.encode(), "text/javascript; charset=utf-8")
-    return assets
-
-
-# GET /: a newcomer's (or a browser's) first request lands somewhere useful, not on a bare 404.
-INDEX = orjson.dumps(
-    {
-        "service": "orderfast",
-        "docs": "/docs",
-        "reference": "/docs/reference",
-        "openapi": "/openapi.json",
-        "health": "/readyz",
-    }
-)
-
-
-class OpenApiEndpoints:
-    def __init__(self, tax_classes: Sequence[str] = ()) -> None:
-        self._doc = spec(tax_classes)
-        self._json = orjson.dumps(self._doc)
-        self._html = _docs_html(self._doc)
-        self._assets = load_docs_assets()
-
-    def routes(self) -> list[Route]:
-        return [
-            Route("/", self.index, methods=["GET"]),
-            Route("/openapi.json", self.openapi, methods=["GET"]),
-            Route("/docs", self.docs, methods=["GET"]),
-            Route("/docs/reference", self.reference, methods=["GET"]),
-            Route("/docs/assets/{name}", self.asset, methods=["GET"]),
-        ]
-
-    async def index(self, request: Request) -> Response:
-        return Response(INDEX, media_type="application/json")
-
-    async def openapi(self, request: Request) -> Response:
-        return Response(self._json, media_type="application/json")
-
-    async def docs(self, request: Request) -> Response:
-        return HTMLResponse(DOCS_PAGE)
-
-    async def reference(self, request: Request) -> Response:
-        return HTMLResponse(self._html)
-
-    async def asset(self, request: Request) -> Response:
-        found = self._assets.get(request.path_params["name"])
-        if found is None:
-            raise Problem(404, "not-found", "Not found", "no such docs asset")
-        body, kind = found
-        # Versioned with the package: a day in caches is safe.
-        return Response(body, headers={"content-type": kind, "cache-control": "public, max-age=86400"})
