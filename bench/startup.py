@@ -1,7 +1,8 @@
 """How long `orderfast serve` takes from exec to its first `/readyz` 200, on both stores.
 
 Each start is a fresh process on a migrated store (SQLite in a temporary data directory; PostgreSQL
-in a fresh database seeded as ``bench/harness.py`` seeds it, 10 000 products), one worker; the
+in a fresh database seeded as ``bench/harness.py`` seeds it, 10 000 products; once more with
+``sslmode=disable``), one worker; the
 readiness probe is polled every 2 ms over a kept-alive socket-free HTTP GET. Also timed: ``import
 orderfast.app`` alone, in a fresh interpreter. Medians of ``--runs``.
 
@@ -90,11 +91,15 @@ def main() -> None:
         subprocess.run([str(harness.BIN / "orderfast"), "migrate"], env={**os.environ, **env}, check=True)
         database = stack.enter_context(harness.prepared_database(f"orderfast_startup_{os.getpid()}"))
         pg = {**env, "ORDERFAST_DATABASE_URL": database[0]}
+        # The same database with sslmode=disable: asyncpg's default (prefer) negotiates TLS on every
+        # connection when the server offers it, as Debian's does, even over loopback.
+        plain = {**pg, "ORDERFAST_DATABASE_URL": database[0] + ("&" if "?" in database[0] else "?") + "sslmode=disable"}
         for _ in range(args.runs):  # alternating: this machine drifts
             for config, extra in trees.items():
                 results.setdefault(f"{config}: import orderfast.app", []).append(import_once(extra))
                 results.setdefault(f"{config}: serve, SQLite", []).append(start_once({**env, **extra}))
                 results.setdefault(f"{config}: serve, PostgreSQL", []).append(start_once({**pg, **extra}))
+                results.setdefault(f"{config}: serve, PostgreSQL, no TLS", []).append(start_once({**plain, **extra}))
     for name, seconds in sorted(results.items(), key=lambda kv: kv[0].split(": ")[1]):
         print(
             f"{name:40s} median {statistics.median(seconds):.3f} s  "
