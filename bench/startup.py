@@ -13,6 +13,7 @@ again (~40-60 ms here). So the package is compiled first, with ``compileall``.
 
     python bench/startup.py              # ~30 seconds
     python bench/startup.py rev=HEAD~3 default   # another revision's Python beside this one, alternating
+    python bench/startup.py --respawns 5         # and how fast a killed worker is replaced (~1 minute more)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,6 +66,44 @@ def start_once(env: dict[str, str]) -> float:
         proc.wait(timeout=30)
 
 
+def respawns(env: dict[str, str], kills: int) -> list[float]:
+    """Seconds from SIGKILL of the worker until its replacement answers ``/readyz`` 200. (Kills
+    6 s apart: Granian stops on a crash loop, the same worker dying again within 5.5 s.)"""
+    port = harness.free_port()
+    cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        deadline = time.perf_counter() + 30
+        while not ready():
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError("orderfast did not become ready")
+            time.sleep(0.01)
+        seconds = []
+        for _ in range(kills):
+            time.sleep(6)
+            (worker,) = psutil.Process(proc.pid).children()
+            began = time.perf_counter()
+            os.kill(worker.pid, signal.SIGKILL)
+            while not ([c.pid for c in psutil.Process(proc.pid).children()] not in ([], [worker.pid]) and ready()):
+                if time.perf_counter() > began + 30:
+                    raise RuntimeError("the worker was not replaced")
+                time.sleep(0.002)
+            seconds.append(time.perf_counter() - began)
+        return seconds
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def import_once(env: dict[str, str]) -> float:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import orderfast.app"], env={**os.environ, **env}, check=True)
@@ -73,6 +113,7 @@ def import_once(env: dict[str, str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--respawns", type=int, default=0, help="also kill the worker this many times (PostgreSQL)")
     ap.add_argument("configs", nargs="*", default=["default"], help="default, or rev=REV (its Python, this core)")
     args = ap.parse_args()
     base = {
@@ -100,6 +141,9 @@ def main() -> None:
                 results.setdefault(f"{config}: serve, SQLite", []).append(start_once({**env, **extra}))
                 results.setdefault(f"{config}: serve, PostgreSQL", []).append(start_once({**pg, **extra}))
                 results.setdefault(f"{config}: serve, PostgreSQL, no TLS", []).append(start_once({**plain, **extra}))
+        if args.respawns:
+            for config, extra in trees.items():
+                results[f"{config}: killed worker replaced"] = respawns({**pg, **extra}, args.respawns)
     for name, seconds in sorted(results.items(), key=lambda kv: kv[0].split(": ")[1]):
         print(
             f"{name:40s} median {statistics.median(seconds):.3f} s  "
