@@ -24,15 +24,17 @@ from orderfast.store.base import StoreUnavailable
 
 log = logging.getLogger("orderfast.http")
 
-Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+# Coroutine functions, every one: Starlette runs a plain function in its worker-thread pool, a
+# thread hop for each problem it answers.
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-def _problem(request: Request, exc: Exception) -> Response:
+async def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     return exc.response(request.url.path)
 
 
-def _validation(request: Request, exc: Exception) -> Response:
+async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, _core.ValidationError)
     if exc.malformed:
         problem = Problem(400, "malformed-json", "Malformed JSON", exc.errors[0][2])
@@ -41,12 +43,12 @@ def _validation(request: Request, exc: Exception) -> Response:
     return problem.response(request.url.path)
 
 
-def _invalid_input(request: Request, exc: Exception) -> Response:
+async def _invalid_input(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidInputError)
     return Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors).response(request.url.path)
 
 
-def _price_changed(request: Request, exc: Exception) -> Response:
+async def _price_changed(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, _core.PriceChangedError)
     fmt = _core.format_amount
     return Problem(
@@ -62,12 +64,12 @@ def _price_changed(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def _out_of_stock(request: Request, exc: Exception) -> Response:
+async def _out_of_stock(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, OutOfStockError)
     return Problem(409, "out-of-stock", "Out of stock", str(exc), extra={"sku": exc.sku}).response(request.url.path)
 
 
-def _in_flight(request: Request, exc: Exception) -> Response:
+async def _in_flight(request: Request, exc: Exception) -> Response:
     return Problem(
         409,
         "idempotency-key-in-use",
@@ -77,7 +79,7 @@ def _in_flight(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def _mismatch(request: Request, exc: Exception) -> Response:
+async def _mismatch(request: Request, exc: Exception) -> Response:
     return Problem(
         422,
         "idempotency-key-reused",
@@ -86,7 +88,7 @@ def _mismatch(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def _http(request: Request, exc: Exception) -> Response:
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
     # One spelling for every problem title ("Not found", as the app's own 404s say it).
@@ -106,17 +108,17 @@ def _http(request: Request, exc: Exception) -> Response:
     return Problem(exc.status_code, slug, title, headers=headers).response(request.url.path)
 
 
-def _constraint(request: Request, exc: Exception) -> Response:
+async def _constraint(request: Request, exc: Exception) -> Response:
     return Problem(409, "conflict", "Conflict", "the change conflicts with the current state of the resource").response(
         request.url.path
     )
 
 
-def _not_found(request: Request, exc: Exception) -> Response:
+async def _not_found(request: Request, exc: Exception) -> Response:
     return Problem(404, "not-found", "Not found", f"no such {exc}").response(request.url.path)
 
 
-def _invalid_state(request: Request, exc: Exception) -> Response:
+async def _invalid_state(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, InvalidStateError)
     return Problem(
         409,
@@ -127,7 +129,7 @@ def _invalid_state(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def _unavailable(request: Request, exc: Exception) -> Response:
+async def _unavailable(request: Request, exc: Exception) -> Response:
     # Logged without frames: an outage is an expected event, not a bug to debug.
     assert isinstance(exc, StoreUnavailable)
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -149,13 +151,13 @@ def _unavailable(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-def _disconnect(request: Request, exc: Exception) -> Response:
+async def _disconnect(request: Request, exc: Exception) -> Response:
     # Read by Starlette itself (not by read_json_body): the client left or sent a broken body.
     log.debug("request body unreadable on %s %s", request.method, request.url.path)
     return body_unreadable().response(request.url.path)
 
 
-def _internal(request: Request, exc: Exception) -> Response:
+async def _internal(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Problem(500, "internal", "Internal server error").response()
 
