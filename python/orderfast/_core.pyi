@@ -50,10 +50,14 @@ class ValidationError(ValueError):
 
     ``errors`` lists every problem found as (JSON pointer, code, message). ``malformed`` is True
     when the body was not JSON at all (then ``errors`` holds one entry at pointer ``""``).
+    ``catalog`` is True when the body was valid and the catalog refused it (an unknown SKU, a
+    coupon's rules): a newer catalog snapshot may answer otherwise; a body refused before pricing
+    stays refused.
     """
 
     errors: list[tuple[str, str, str]]
     malformed: bool
+    catalog: bool
 
 class PriceChangedError(ValueError):
     """The client's ``expected_total`` is not what the order costs now (minor units)."""

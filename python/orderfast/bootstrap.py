@@ -102,7 +102,7 @@ def build(settings: Settings) -> Parts:
         settings=settings,
         store=store,
         catalog=catalog,
-        orders=OrderService(store, core_catalog, idempotency, catalog.refresh),
+        orders=OrderService(store, core_catalog, idempotency, catalog.catch_up),
         lifecycle=LifecycleService(store, payment_timeout=settings.payment_timeout),
         api_keys=ApiKeyService(store),
         verifier=token_verifier(settings),

@@ -12,7 +12,8 @@ create_exception!(
     ValidationError,
     PyValueError,
     "A request body is not valid. `.errors` lists every problem as (pointer, code, message); \
-     `.malformed` is True when the body was not JSON at all."
+     `.malformed` is True when the body was not JSON at all; `.catalog` is True when the body was \
+     valid and the catalog refused it (an unknown SKU, a coupon's rules): a newer catalog may not."
 );
 create_exception!(
     _core,
@@ -37,7 +38,12 @@ create_exception!(
 
 #[cold]
 #[inline(never)]
-pub(crate) fn validation_error(py: Python<'_>, errors: &[FieldError], malformed: bool) -> PyErr {
+pub(crate) fn validation_error(
+    py: Python<'_>,
+    errors: &[FieldError],
+    malformed: bool,
+    catalog: bool,
+) -> PyErr {
     let make = || -> PyResult<PyErr> {
         let items = errors
             .iter()
@@ -52,6 +58,7 @@ pub(crate) fn validation_error(py: Python<'_>, errors: &[FieldError], malformed:
         let value = err.value(py);
         value.setattr("errors", list)?;
         value.setattr("malformed", malformed)?;
+        value.setattr("catalog", catalog)?;
         Ok(err)
     };
     make().unwrap_or_else(|e| e)

@@ -59,10 +59,13 @@ pub(crate) fn parse_order(py: Python<'_>, body: &[u8]) -> PyResult<OrderDraft> {
 
 fn parse_error(py: Python<'_>, e: ParseError) -> PyErr {
     match e {
-        ParseError::Malformed(message) => {
-            validation_error(py, &[crate::errors::FieldError::new("", "malformed_json", message)], true)
-        }
-        ParseError::Invalid(errors) => validation_error(py, &errors, false),
+        ParseError::Malformed(message) => validation_error(
+            py,
+            &[crate::errors::FieldError::new("", "malformed_json", message)],
+            true,
+            false,
+        ),
+        ParseError::Invalid(errors) => validation_error(py, &errors, false, false),
     }
 }
 
@@ -339,7 +342,7 @@ impl Catalog {
         };
         match self.inner.price(&draft, now.unwrap_or_else(unix_now)) {
             Ok(priced) => Ok(PyBytes::new(py, &render::quote_json(&priced))),
-            Err(PricingError::Invalid(errors)) => Err(validation_error(py, &errors, false)),
+            Err(PricingError::Invalid(errors)) => Err(validation_error(py, &errors, false, true)),
             Err(PricingError::PriceChanged { expected, actual }) => {
                 Err(price_changed(py, &draft.currency, expected, actual))
             }
@@ -352,7 +355,7 @@ impl Catalog {
         let now = now.unwrap_or_else(unix_now);
         match self.inner.price(&draft.inner, now) {
             Ok(inner) => Ok(PricedOrder { inner }),
-            Err(PricingError::Invalid(errors)) => Err(validation_error(py, &errors, false)),
+            Err(PricingError::Invalid(errors)) => Err(validation_error(py, &errors, false, true)),
             Err(PricingError::PriceChanged { expected, actual }) => {
                 Err(price_changed(py, &draft.inner.currency, expected, actual))
             }

@@ -103,6 +103,9 @@ class CatalogService:
         self._version = 0
         self.refreshed_at = time.monotonic()
         self.tax_rates = dict(tax_rates or {})
+        self._catch_up_lock = asyncio.Lock()
+        self._catch_ups = 0  # catch-up refreshes started
+        self._caught_up = 0  # rows the last one loaded
 
     @property
     def version(self) -> int:
@@ -161,6 +164,20 @@ class CatalogService:
             self._version = max(self._version, changes.latest_version)
         self.refreshed_at = time.monotonic()
         return len(changes.products) + len(changes.coupons) + len(changes.promotions)
+
+    async def catch_up(self) -> int:
+        """A refresh for a request the snapshot refused (it may trail another process's write by up
+        to one refresh interval); returns how many rows it loaded. Refusals at once share one:
+        each waits for a refresh that *starts* after its refusal (one already under way may have
+        read the catalog before the write it is missing), and every refusal that arrives while one
+        runs shares the next. A burst of refusals — a client ordering SKUs that do not exist — costs
+        the database one refresh at a time, not one each."""
+        wanted = self._catch_ups + 1
+        async with self._catch_up_lock:
+            if self._catch_ups < wanted:
+                self._catch_ups += 1
+                self._caught_up = await self.refresh()
+            return self._caught_up
 
     async def refresh_forever(self, interval: float) -> None:
         failing = False

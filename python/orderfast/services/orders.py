@@ -163,11 +163,12 @@ class OrderService:
     async def quote(self, body: bytes) -> bytes:
         """Prices a create-order body from the in-memory snapshot: nothing persisted, and no
         database round trip on the happy path — one call into the core, bytes in, bytes out. A
-        refusal first catches the snapshot up once, as for orders. Raises what pricing raises."""
+        refusal by the catalog first catches the snapshot up once, as for orders (a body refused
+        before pricing does not: no newer snapshot makes it valid). Raises what pricing raises."""
         try:
             return self._catalog.quote(body)
         except (_core.ValidationError, _core.PriceChangedError) as e:
-            if getattr(e, "malformed", False) or await self._refresh_catalog() == 0:
+            if not getattr(e, "catalog", True) or await self._refresh_catalog() == 0:
                 raise
         return self._catalog.quote(body)
 
