@@ -105,7 +105,7 @@ class CatalogService:
         self.tax_rates = dict(tax_rates or {})
         self._catch_up_lock = asyncio.Lock()
         self._catch_ups = 0  # catch-up refreshes started
-        self._caught_up = 0  # rows the last one loaded
+        self._loaded = 0  # rows loaded by every refresh so far
 
     @property
     def version(self) -> int:
@@ -163,7 +163,9 @@ class CatalogService:
             load_into(self._catalog, changes)
             self._version = max(self._version, changes.latest_version)
         self.refreshed_at = time.monotonic()
-        return len(changes.products) + len(changes.coupons) + len(changes.promotions)
+        loaded = len(changes.products) + len(changes.coupons) + len(changes.promotions)
+        self._loaded += loaded
+        return loaded
 
     async def catch_up(self) -> int:
         """A refresh for a request the snapshot refused (it may trail another process's write by up
@@ -172,12 +174,14 @@ class CatalogService:
         read the catalog before the write it is missing), and every refusal that arrives while one
         runs shares the next. A burst of refusals — a client ordering SKUs that do not exist — costs
         the database one refresh at a time, not one each."""
-        wanted = self._catch_ups + 1
+        seen, wanted = self._loaded, self._catch_ups + 1
         async with self._catch_up_lock:
             if self._catch_ups < wanted:
                 self._catch_ups += 1
-                self._caught_up = await self.refresh()
-            return self._caught_up
+                await self.refresh()
+        # Rows loaded since the refusal, by any refresh: the one shared, or one already under way
+        # then (which may hold what this request was missing, though it cannot be counted on to).
+        return self._loaded - seen
 
     async def refresh_forever(self, interval: float) -> None:
         failing = False

@@ -1,0 +1,30 @@
+"""Two workers on one database: a SKU and a coupon written through one are ordered at once through the
+other, whose snapshot has not yet refreshed — by a burst, each request refused by the snapshot first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from orderfast import _core
+from orderfast.domain.catalog import CouponSpec, ProductSpec
+from orderfast.services.catalog import CatalogService
+from orderfast.services.orders import OrderService
+from orderfast.store.postgres import PostgresStore
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_burst_on_a_stale_worker_catches_up_once_and_prices_every_order(pg_store: PostgresStore) -> None:
+    writer = CatalogService(pg_store, _core.Catalog())
+    stale_catalog = _core.Catalog()
+    stale = CatalogService(pg_store, stale_catalog)
+    await stale.refresh()
+    await writer.put(ProductSpec("FRESH", "Fresh", "USD", 1000, 100))
+    await writer.put_coupon(CouponSpec("NEW", "USD", amount_off=50))
+    service = OrderService(pg_store, stale_catalog, _core.IdempotencyMap(), stale.catch_up)
+    body = orjson.dumps({"currency": "USD", "items": [{"sku": "FRESH", "quantity": 1}], "coupon": "NEW"})
+    results = await asyncio.gather(*(service.create("c", f"k-{i}", body) for i in range(10)), return_exceptions=True)
+    assert [getattr(r, "status", r) for r in results] == [201] * 10
