@@ -13,6 +13,10 @@ from Granian's Rust runtime threads. Cases:
 * ``unauthenticated``: a create-order without credentials, refused 401 by the API guard;
 * ``quote``: an authenticated quote of a one-line order, answered 200 (the whole hot path that
   touches no database: authentication, rate limits, the body, pricing in the core);
+* ``refused-body``: the same quote with a field the contract does not know, refused 422 before
+  pricing;
+* ``unknown-sku``: a quote of a SKU the catalog does not have, refused 422 by pricing (which first
+  catches the worker's snapshot up: refusals at once share one refresh);
 * ``shed``: a create-order refused 503 by admission control (the limit held at 1 by a request whose
   body never finishes arriving, ``ORDERFAST_ADMISSION_MAX=1``).
 
@@ -20,6 +24,7 @@ orderfast runs on its embedded SQLite store with the demo catalog: none of these
 database.
 
     python bench/request_cost.py            # ~1 minute
+    python bench/request_cost.py rev=HEAD~5 default   # another revision's Python (this core) first
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import harness, openloop  # noqa: E402
+from bench import harness, openloop, side_by_side  # noqa: E402
 
 from orderfast.http.auth import mint_token  # noqa: E402
 
@@ -106,7 +111,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=4000)
     ap.add_argument("--duration", type=float, default=8)
+    ap.add_argument("configs", nargs="*", default=["default"], help="default, or rev=REV (its Python, this core)")
     args = ap.parse_args()
+    with ExitStack() as stack:
+        for config in args.configs:
+            extra = side_by_side.worktree(stack, config.removeprefix("rev=")) if config.startswith("rev=") else {}
+            print(f"{config}:")
+            run(args, extra)
+
+
+def run(args: argparse.Namespace, extra: dict[str, str]) -> None:
     harness.WORKERS = 1
     rows = {}
     with harness.bare_granian() as bare:
@@ -122,6 +136,7 @@ def main() -> None:
             "ORDERFAST_BODY_TIMEOUT": "600",
             "ORDERFAST_RATELIMIT_USER": "1000000000/1",
             "ORDERFAST_RATELIMIT_IP": "1000000000/1",
+            **extra,
         }
         migrate = [str(harness.BIN / "orderfast"), "migrate", "--seed-demo"]
         subprocess.run(migrate, env={**os.environ, **env}, check=True, capture_output=True)
@@ -134,6 +149,12 @@ def main() -> None:
             signed = {"authorization": f"Bearer {mint_token(harness.SECRET, 'quoter', ttl=3600)}"}
             quote = openloop.request_bytes("POST", "/v1/quotes", host, {**signed, **post}, order)
             rows["quote"] = measure(target, quote, args.rate, args.duration)
+            bogus = order[:-1] + b',"bogus":1}'
+            refused = openloop.request_bytes("POST", "/v1/quotes", host, {**signed, **post}, bogus)
+            rows["refused-body"] = measure(target, refused, args.rate, args.duration)
+            unknown = order.replace(b"SKU-1", b"NO-SUCH-SKU")
+            refused = openloop.request_bytes("POST", "/v1/quotes", host, {**signed, **post}, unknown)
+            rows["unknown-sku"] = measure(target, refused, args.rate, args.duration)
         # The limit held at one by a request that never finishes: every other create-order is shed.
         with orderfast({**env, "ORDERFAST_ADMISSION_MAX": "1", "ORDERFAST_ADMISSION_MIN": "1"}) as target:
             host = target.url.removeprefix("http://")
