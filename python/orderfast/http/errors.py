@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.exceptions import HTTPException
@@ -129,10 +130,43 @@ async def _invalid_state(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
+class Throttle:
+    """At most one log line per ``interval`` seconds: ``due()`` is None while one is not due, else
+    how many were left out since the last line."""
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = float("-inf")
+        self._left_out = 0
+
+    def due(self) -> int | None:
+        now = self._clock()
+        if now < self._next:
+            self._left_out += 1
+            return None
+        self._next = now + self._interval
+        left_out, self._left_out = self._left_out, 0
+        return left_out
+
+
+# An outage refuses every request: a line per second, not one per request (the breaker also logs
+# each of its transitions).
+OUTAGE_LINES = Throttle(1.0)
+
+
 async def _unavailable(request: Request, exc: Exception) -> Response:
     # Logged without frames: an outage is an expected event, not a bug to debug.
     assert isinstance(exc, StoreUnavailable)
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    left_out = OUTAGE_LINES.due()
+    if left_out is not None:
+        log.warning(
+            "database unavailable on %s %s: %s%s",
+            request.method,
+            request.url.path,
+            exc,
+            f" ({left_out} more refusals for it since the last such line)" if left_out else "",
+        )
     if exc.maybe_applied and request.method != "GET":
         # Never "failed" for a change that may yet commit: the retry tells which it was.
         detail = (
