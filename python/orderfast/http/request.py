@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
+from starlette.types import Receive, Scope
 
 from orderfast.http.auth import Principal
 from orderfast.http.guard import PRINCIPAL
@@ -116,19 +117,30 @@ class BodyLimits:
 async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool = False) -> bytes:
     """The raw body, refused with 413 past the size limit, 408 past the time limit and 415 unless
     it is JSON — or, unless ``untyped``, when it is not empty and says nothing of its type."""
+    return await read_body(request.scope, request.receive, limits, untyped=untyped)
+
+
+async def read_body(scope: Scope, receive: Receive, limits: BodyLimits, *, untyped: bool = False) -> bytes:
+    """``read_json_body`` for an endpoint that is a plain ASGI app (no ``Request`` to build)."""
     limit = limits.max_bytes
-    content_type = request.headers.get("content-type")
+    content_type = content_length = None
+    for name, value in scope["headers"]:  # the first of each (a second Content-Type is refused earlier)
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value.decode("latin-1")
+        elif name == b"content-length" and content_length is None:
+            content_length = value.decode("latin-1")
     if content_type is not None:
         media = content_type.partition(";")[0].strip().lower()
         if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
             raise _unsupported_media_type()
-    declared = declared_length(request.headers.get("content-length"))
+    declared = declared_length(content_length)
     if declared is not None and declared > limit:
         raise _too_large(limit)
     if declared == 0:
         body = b""
     else:
-        body = await _read(request, limits, declared)
+        body = await _read(receive, limits, declared)
     if body and content_type is None and not untyped:  # a body says what it is; an empty one need not
         raise _unsupported_media_type()
     return body
@@ -139,14 +151,13 @@ def declared_length(value: str | None) -> int | None:
     return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
-async def _read(request: Request, limits: BodyLimits, declared: int | None) -> bytes:
+async def _read(receive: Receive, limits: BodyLimits, declared: int | None) -> bytes:
     # A body of known length is whole when that many bytes have come: Granian marks even the last
     # chunk ``more_body`` and sends the end as a message of its own, and each receive() is a trip
     # through its runtime and a wake-up of the event loop (10-20 µs of this thread).
     limit, body_timeout = limits.max_bytes, limits.timeout
     chunks = []
     size = 0
-    receive = request.receive
     # A body trickling in (slowloris on the body) is cut off: the whole body within the timeout.
     try:
         with limits.deadlines.bounded(body_timeout):
@@ -235,7 +246,12 @@ def _too_large(limit: int) -> Problem:
 
 def idempotency_key(request: Request) -> str:
     """The ``Idempotency-Key`` header: a structured-field string (quoted) or a bare token."""
-    raw = request.headers.get("idempotency-key")
+    return idempotency_key_of(request.scope)
+
+
+def idempotency_key_of(scope: Scope) -> str:
+    """``idempotency_key`` from the scope's raw headers (the first; a second is refused earlier)."""
+    raw: str | None = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"idempotency-key"), None)
     if raw is None:
         raise Problem(
             400,
