@@ -27,6 +27,7 @@ from orderfast.http.lifecycle import LifecycleEndpoints
 from orderfast.http.metrics import MetricsEndpoint, RequestObserver
 from orderfast.http.orders import OrderEndpoints
 from orderfast.http.quotes import QuoteEndpoints
+from orderfast.http.routing import StaticRoutes
 from orderfast.observability import tracing
 from orderfast.observability.logging import configure as configure_logging
 from orderfast.observability.metrics import REGISTRY
@@ -59,6 +60,7 @@ class OrderfastApp(Starlette):
         # that cannot be read one way only never reach it.
         health = self.health
         draining = (lambda: health.draining) if health is not None else (lambda: False)
+        self.router.middleware_stack = StaticRoutes(self.router)
         observer = RequestObserver(
             HeadRules(super().build_middleware_stack()), measured=self.measured, logged=self.logged, draining=draining
         )
