@@ -129,6 +129,14 @@ class Group:
         return [user if kind == "user" else ip if kind == "ip" else None for kind in self.kinds]
 
 
+class _Paid(Exception):
+    """A refusal whose quota is already taken: answered as it is, not charged again."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
 class V1Guard:
     def __init__(
         self,
@@ -166,11 +174,14 @@ class V1Guard:
         try:
             if tracing.ENABLED:
                 with tracing.span("authenticate", {"orderfast.auth.scheme": _scheme(api_key, self.api_keys)}):
-                    principal = await self._authenticate(authorization, api_key)
+                    principal = await self._authenticate(authorization, api_key, ip)
             elif api_key is not None and self.api_keys is not None:
-                principal = await self._api_key(api_key)
+                principal = await self._api_key(api_key, ip)
             else:
                 principal = self.verifier.verify(authorization)
+        except _Paid as answer:
+            await answer.problem.response(scope["path"])(scope, receive, send)
+            return
         except Problem as refused:
             await self._refuse(refused, ip, scope, receive, send)
             return
@@ -183,17 +194,32 @@ class V1Guard:
         scope[RESPONSE_FIELDS] = outcome  # the request observer adds them to the answer
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
+    async def _authenticate(self, authorization: str | None, api_key: str | None, ip: str | None) -> Principal:
         if api_key is not None and self.api_keys is not None:
-            return await self._api_key(api_key)
+            return await self._api_key(api_key, ip)
         return self.verifier.verify(authorization)
 
-    async def _api_key(self, api_key: str) -> Principal:
+    async def _api_key(self, api_key: str, ip: str | None) -> Principal:
         assert self.api_keys is not None
+        if self.api_keys.remembers(api_key):
+            try:
+                return Principal(*await self.api_keys.authenticate(api_key))
+            except InvalidCredentials as e:
+                raise unauthorized(str(e)) from None
+        # A key this worker has not looked up lately is a database query: it is paid for first, from
+        # the address's quota for refused credentials, so that guessing keys (a new prefix each
+        # time) stops at that quota instead of costing a query per guess. A real key pays once per
+        # cache period.
+        group = self.policies.anonymous
+        outcome = await self._decide(group, group.keys(None, ip))
+        if isinstance(outcome, Problem):
+            raise _Paid(outcome)
         try:
             return Principal(*await self.api_keys.authenticate(api_key))
         except InvalidCredentials as e:
-            raise unauthorized(str(e)) from None
+            refused = unauthorized(str(e))
+            refused.headers.update({k.decode(): v.decode() for k, v in outcome})
+            raise _Paid(refused) from None
 
     async def _refuse(self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         """Refused credentials still cost the client address its quota, so that guessing tokens

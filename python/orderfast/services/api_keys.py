@@ -45,6 +45,15 @@ class ApiKeyService:
         await self._store.put_api_key(record)
         return key, record
 
+    def remembers(self, presented: str) -> bool:
+        """Whether this worker answers for ``presented`` without the database: a key of the wrong
+        shape (refused as it is) or one whose prefix it looked up within the cache period."""
+        parts = presented.strip().split("_", 2)
+        if len(parts) != 3 or parts[0] != "of" or len(parts[1]) != 8:
+            return True
+        cached = self._cache.get(parts[1])
+        return cached is not None and self._clock() < cached[1]
+
     async def authenticate(self, presented: str) -> tuple[str, frozenset[str]]:
         """(subject, roles) of a valid key; InvalidCredentials otherwise."""
         parts = presented.strip().split("_", 2)  # the secret part may itself contain "_"
