@@ -132,8 +132,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     _check_before_serving(settings)
     # Everything imported and built so far lives as long as the workers forked from here: out of
     # the collector's sight, each worker's start-up collection (app.tune_gc) walks only what the
-    # worker made itself (~10 ms less to a start), and no worker's collections write to these
-    # objects' pages, which the workers then keep sharing with this process.
+    # worker made itself (~30 ms less to a start: bench/startup.py), and no worker's collections
+    # write to these objects' pages, which the workers then keep sharing with this process.
     gc.freeze()
     if settings.metrics and settings.metrics_port is not None:
         assert settings.metrics_dir is not None
