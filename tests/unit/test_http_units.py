@@ -173,11 +173,13 @@ async def test_api_keys_with_underscores_in_their_secret_part_verify() -> None:
 class FakeStoreWithKeys:
     def __init__(self) -> None:
         self.keys: dict[str, object] = {}
+        self.lookups = 0
 
     async def put_api_key(self, record: object) -> None:
         self.keys[record.prefix] = record  # type: ignore[attr-defined]
 
     async def get_api_key(self, prefix: str) -> object:
+        self.lookups += 1
         return self.keys.get(prefix)
 
     async def revoke_api_key(self, prefix: str) -> bool:
@@ -196,3 +198,23 @@ def test_a_token_signed_with_another_key_says_so_without_saying_more() -> None:
         TokenVerifier(SECRET).verify("Bearer " + mint_token("z" * 40, "u"))
     assert info.value.status == 401 and "matches no key this server holds" in str(info.value.detail)
     assert "z" * 8 not in str(info.value.detail) and SECRET[:8] not in str(info.value.detail)
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_unknown_prefixes_does_not_evict_real_keys() -> None:
+    # Misses are remembered apart from found keys, each bounded: prefixes that match nothing (a
+    # guesser's, from many addresses) never push a real key out of the cache.
+    from orderfast.services.api_keys import ApiKeyService
+    from orderfast.services.errors import InvalidCredentials
+
+    store = FakeStoreWithKeys()
+    keys = ApiKeyService(store)  # type: ignore[arg-type]
+    key, _ = await keys.create("k", ["service"])
+    await keys.authenticate(key)
+    for n in range(25_000):
+        with pytest.raises(InvalidCredentials):
+            await keys.authenticate(f"of_{n:08x}_{'s' * 43}")
+    assert keys.remembers(key), "still cached: answered without the database"
+    lookups = store.lookups
+    await keys.authenticate(key)
+    assert store.lookups == lookups

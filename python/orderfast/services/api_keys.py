@@ -21,6 +21,7 @@ from orderfast.services.errors import InvalidCredentials, InvalidInputError
 from orderfast.store.base import ApiKeyRecord, Store
 
 ROLES = ("service", "admin")
+CACHE_MAX = 10_000  # prefixes remembered per worker, found and missing each
 
 
 def _hash(key: str) -> bytes:
@@ -32,7 +33,10 @@ class ApiKeyService:
         self._store = store
         self._ttl = cache_ttl
         self._clock = clock
-        self._cache: dict[str, tuple[ApiKeyRecord | None, float]] = {}
+        # Found keys and misses apart, each bounded: only prefixes that exist can fill the first, so
+        # a flood of guessed prefixes (from as many addresses as it takes) never evicts a real key.
+        self._found: dict[str, tuple[ApiKeyRecord, float]] = {}
+        self._missing: dict[str, float] = {}
 
     async def create(self, name: str, roles: Sequence[str]) -> tuple[str, ApiKeyRecord]:
         if not name.strip() or len(name) > 100 or not storable(name):
@@ -51,8 +55,15 @@ class ApiKeyService:
         parts = presented.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != "of" or len(parts[1]) != 8:
             return True
-        cached = self._cache.get(parts[1])
-        return cached is not None and self._clock() < cached[1]
+        return self._cached(parts[1], self._clock())[0]
+
+    def _cached(self, prefix: str, now: float) -> tuple[bool, ApiKeyRecord | None]:
+        """(known within the cache period, the record if it exists)."""
+        found = self._found.get(prefix)
+        if found is not None and now < found[1]:
+            return True, found[0]
+        missing = self._missing.get(prefix)
+        return missing is not None and now < missing, None
 
     async def authenticate(self, presented: str) -> tuple[str, frozenset[str]]:
         """(subject, roles) of a valid key; InvalidCredentials otherwise."""
@@ -61,14 +72,18 @@ class ApiKeyService:
             raise InvalidCredentials("the API key is not valid")
         prefix = parts[1]
         now = self._clock()
-        cached = self._cache.get(prefix)
-        if cached is not None and now < cached[1]:
-            record = cached[0]
-        else:
+        known, record = self._cached(prefix, now)
+        if not known:
             record = await self._store.get_api_key(prefix)
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[prefix] = (record, now + self._ttl)
+            if record is None:
+                if len(self._missing) >= CACHE_MAX:
+                    self._missing.clear()
+                self._missing[prefix] = now + self._ttl
+            else:
+                if len(self._found) >= CACHE_MAX:
+                    self._found.clear()
+                self._found[prefix] = (record, now + self._ttl)
+                self._missing.pop(prefix, None)
         if (
             record is None
             or record.revoked_at is not None
@@ -81,7 +96,7 @@ class ApiKeyService:
         return await self._store.list_api_keys()
 
     async def revoke(self, prefix: str) -> bool:
-        self._cache.pop(prefix, None)
+        self._found.pop(prefix, None)
         return storable(prefix) and await self._store.revoke_api_key(prefix)
 
 
