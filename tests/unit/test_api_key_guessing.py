@@ -9,11 +9,13 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from orderfast import bootstrap
 from orderfast.app import create_app
 from orderfast.config import Settings
+from orderfast.store.base import StoreUnavailable
 from orderfast.store.sqlite.store import SqliteStore
 from tests.unit.asgi import http_scope
 
@@ -58,3 +60,33 @@ async def test_guesses_past_the_address_quota_never_reach_the_database(
     statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
     assert statuses == [401] * 5 + [429] * 15
     assert len(lookups) == 5
+
+
+async def test_an_api_key_the_database_cannot_check_is_a_503_not_a_500(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreachable(self: SqliteStore, prefix: str) -> Any:
+        raise StoreUnavailable("the database cannot be reached")
+
+    settings = Settings.from_env({"ORDERFAST_DATA_DIR": str(tmp_path), "ORDERFAST_JWT_SECRET": "k" * 40})
+    async with bootstrap.opened_store(settings, check_schema=False, budget=False) as store:
+        await store.migrate()
+    app = create_app(settings)
+    monkeypatch.setattr(SqliteStore, "get_api_key", unreachable)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async with app.router.lifespan_context(app):
+        scope = http_scope("/v1/events")
+        scope["headers"] = [(b"host", b"x"), (b"x-api-key", f"of_{secrets.token_hex(4)}_{'s' * 43}".encode())]
+        await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 503, body
+    assert (b"retry-after", b"1") in start["headers"]
+    assert orjson.loads(body)["type"] == "/problems/store-unavailable"

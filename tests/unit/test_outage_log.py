@@ -8,7 +8,7 @@ import logging
 import pytest
 from starlette.requests import Request
 
-from orderfast.http import errors
+from orderfast.http import errors, problems
 from orderfast.store.base import StoreUnavailable
 from tests.unit.asgi import http_scope
 
@@ -19,7 +19,7 @@ async def test_an_outage_is_logged_once_a_second_with_the_count_left_out(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(errors, "OUTAGE_LINES", errors.Throttle(1.0, clock=lambda: now[0]))
+    monkeypatch.setattr(problems, "OUTAGE_LINES", problems.Throttle(1.0, clock=lambda: now[0]))
     request = Request(http_scope("/v1/orders", "POST"))
     handler = errors.EXCEPTION_HANDLERS[StoreUnavailable]
     with caplog.at_level(logging.WARNING, logger="orderfast.http"):

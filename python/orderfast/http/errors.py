@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.exceptions import HTTPException
@@ -12,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orderfast import _core
-from orderfast.http.problems import Problem
+from orderfast.http.problems import Problem, store_unavailable
 from orderfast.http.request import body_unreadable
 from orderfast.services.errors import (
     ConflictError,
@@ -130,59 +129,10 @@ async def _invalid_state(request: Request, exc: Exception) -> Response:
     ).response(request.url.path)
 
 
-class Throttle:
-    """At most one log line per ``interval`` seconds: ``due()`` is None while one is not due, else
-    how many were left out since the last line."""
-
-    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._next = float("-inf")
-        self._left_out = 0
-
-    def due(self) -> int | None:
-        now = self._clock()
-        if now < self._next:
-            self._left_out += 1
-            return None
-        self._next = now + self._interval
-        left_out, self._left_out = self._left_out, 0
-        return left_out
-
-
-# An outage refuses every request: a line per second, not one per request (the breaker also logs
-# each of its transitions).
-OUTAGE_LINES = Throttle(1.0)
-
-
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    # Logged without frames: an outage is an expected event, not a bug to debug.
     assert isinstance(exc, StoreUnavailable)
-    left_out = OUTAGE_LINES.due()
-    if left_out is not None:
-        log.warning(
-            "database unavailable on %s %s: %s%s",
-            request.method,
-            request.url.path,
-            exc,
-            f" ({left_out} more refusals for it since the last such line)" if left_out else "",
-        )
-    if exc.maybe_applied and request.method != "GET":
-        # Never "failed" for a change that may yet commit: the retry tells which it was.
-        detail = (
-            "the database did not answer within the request budget; the change may or may not have been made: "
-            "retry with the same Idempotency-Key (or read the resource) to learn the outcome"
-        )
-    else:
-        detail = "the database cannot be reached; nothing was changed: retry (with the same Idempotency-Key)"
-    return Problem(
-        503,
-        "store-unavailable",
-        "Service unavailable",
-        detail,
-        headers={"retry-after": "1"},
-        extra={"outcome": "unknown" if exc.maybe_applied and request.method != "GET" else "not_applied"},
-    ).response(request.url.path)
+    path = request.url.path
+    return store_unavailable(request.method, path, exc, exc.maybe_applied).response(path)
 
 
 async def _disconnect(request: Request, exc: Exception) -> Response:

@@ -17,13 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orderfast import _core
 from orderfast.http.auth import Principal, TokenVerifier, unauthorized
-from orderfast.http.problems import Problem
+from orderfast.http.problems import Problem, store_unavailable
 from orderfast.http.security import RESPONSE_FIELDS
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits
 from orderfast.services.errors import InvalidCredentials
+from orderfast.store.base import StoreUnavailable
 
 PRINCIPAL = "orderfast.principal"
 UNGUARDED = frozenset({"/v1/payments/webhook"})
@@ -174,9 +175,9 @@ class V1Guard:
         try:
             if tracing.ENABLED:
                 with tracing.span("authenticate", {"orderfast.auth.scheme": _scheme(api_key, self.api_keys)}):
-                    principal = await self._authenticate(authorization, api_key, ip)
+                    principal = await self._authenticate(authorization, api_key, ip, scope)
             elif api_key is not None and self.api_keys is not None:
-                principal = await self._api_key(api_key, ip)
+                principal = await self._api_key(api_key, ip, scope)
             else:
                 principal = self.verifier.verify(authorization)
         except _Paid as answer:
@@ -194,12 +195,14 @@ class V1Guard:
         scope[RESPONSE_FIELDS] = outcome  # the request observer adds them to the answer
         await self.app(scope, receive, send)
 
-    async def _authenticate(self, authorization: str | None, api_key: str | None, ip: str | None) -> Principal:
+    async def _authenticate(
+        self, authorization: str | None, api_key: str | None, ip: str | None, scope: Scope
+    ) -> Principal:
         if api_key is not None and self.api_keys is not None:
-            return await self._api_key(api_key, ip)
+            return await self._api_key(api_key, ip, scope)
         return self.verifier.verify(authorization)
 
-    async def _api_key(self, api_key: str, ip: str | None) -> Principal:
+    async def _api_key(self, api_key: str, ip: str | None, scope: Scope) -> Principal:
         assert self.api_keys is not None
         if self.api_keys.remembers(api_key):
             try:
@@ -220,6 +223,9 @@ class V1Guard:
             refused = unauthorized(str(e))
             refused.headers.update({k.decode(): v.decode() for k, v in outcome})
             raise _Paid(refused) from None
+        except StoreUnavailable as e:
+            # Outside the app's exception table (this layer is): a 503 to retry, never a 500.
+            raise _Paid(store_unavailable(scope["method"], scope["path"], e, maybe_applied=False)) from None
 
     async def _refuse(self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send) -> None:
         """Refused credentials still cost the client address its quota, so that guessing tokens
