@@ -39,6 +39,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -122,6 +123,55 @@ def server(
     cmd = [str(harness.BIN / "orderfast"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with harness.serving("orderfast", [*cmd, "--workers", str(workers)], env, port, "/readyz") as target:
         yield target
+
+
+HAPROXY = """global
+    maxconn 20000
+    nbthread 1
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout queue {queue_ms}ms
+    option http-keep-alive
+    http-reuse always
+frontend front
+    bind 127.0.0.1:{port}
+    default_backend orderfast
+backend orderfast
+    server worker 127.0.0.1:{backend} maxconn {maxconn}
+"""
+
+
+@contextmanager
+def fronted(target: harness.Target, maxconn: int, queue_ms: int) -> Iterator[tuple[harness.Target, psutil.Process]]:
+    """HAProxy in front of ``target``: at most ``maxconn`` requests at once reach the server; one that
+    waits longer than ``queue_ms`` for a place is answered 503 by HAProxy — shedding before Python.
+    Yields the target as the generator sees it (HAProxy's address, the server's processes) and
+    HAProxy's process (its CPU shares the cores too)."""
+    port = harness.free_port()
+    backend = target.url.rsplit(":", 1)[1]
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as cfg:
+        cfg.write(HAPROXY.format(queue_ms=queue_ms, port=port, backend=backend, maxconn=maxconn))
+    proc = subprocess.Popen(["haproxy", "-f", cfg.name, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("haproxy did not start")
+            time.sleep(0.05)
+        front = harness.Target(f"{target.name}+haproxy", f"http://127.0.0.1:{port}", target.proc)
+        yield front, psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.unlink(cfg.name)
 
 
 class Sampler(threading.Thread):
@@ -291,7 +341,10 @@ GOALS = (
 def markdown(report: dict[str, Any], command: str) -> str:
     m = report["machine"]
     variants = report.get("variants") or {"default": report["on"]}
-    runs = [(f"on, floor {k}" if len(variants) > 1 else "on", v) for k, v in variants.items()]
+    runs = [
+        (k if k.startswith("haproxy") else f"on, floor {k}" if len(variants) > 1 else "on", v)
+        for k, v in variants.items()
+    ]
     if "off" in report:
         runs.append(("off", report["off"]))
     first = runs[0][1]
@@ -339,6 +392,9 @@ def markdown(report: dict[str, Any], command: str) -> str:
                 f"Admission {name}, offered exactly the capacity for 10 s: goodput {v['goodput']}/s, "
                 f"2xx P99 {v['ok_p99_ms']:.1f} ms, statuses {v['statuses']}."
             )
+    for name, run in runs:
+        if "haproxy_cores" in run:
+            out.append(f"HAProxy ({name}) used {run['haproxy_cores']} cores over its runs.")
     out.append("")
     out.append(
         "RSS per worker, steady / peak (MiB): "
@@ -412,6 +468,11 @@ def main() -> None:
         "after one capacity search (default: the setting's default only)",
     )
     ap.add_argument("--no-off", action="store_true", help="skip the admission-off server")
+    ap.add_argument(
+        "--fronts",
+        help="comma-separated MAXCONN:QUEUE_MS: an admission-off server behind HAProxy each (maxconn per "
+        "server, timeout queue), side by side with the floors",
+    )
     ap.add_argument("--shed-cost", action="store_true")
     args = ap.parse_args()
     if args.shed_cost:
@@ -453,6 +514,19 @@ def main() -> None:
                 report.setdefault("on", run)
                 report.setdefault("at_capacity", run["at_capacity"])
                 report.setdefault("variants", {})[str(floor or "default")] = run
+        for spec in args.fronts.split(",") if args.fronts else []:
+            maxconn, queue_ms = (int(x) for x in spec.split(":"))
+            direct = server(dsn, Path(tmp) / f"front{maxconn}", args.workers, admission=False)
+            with direct as behind, fronted(behind, maxconn, queue_ms) as (target, haproxy):
+                make = requests(target.url.removeprefix("http://"), token)
+                print(f"haproxy in front (maxconn {maxconn}, queue {queue_ms} ms):", flush=True)
+                began, cpu0 = time.monotonic(), haproxy.cpu_times()
+                run = overload_run(target, make, capacity, args.duration)
+                run["at_capacity"] = at_capacity(target, make, capacity)
+                cpu1 = haproxy.cpu_times()
+                busy = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+                run["haproxy_cores"] = round(busy / (time.monotonic() - began), 2)
+                report.setdefault("variants", {})[f"haproxy {maxconn}/{queue_ms} ms"] = run
         if not args.no_off:
             with server(dsn, Path(tmp) / "off", args.workers, admission=False) as target:
                 make = requests(target.url.removeprefix("http://"), token)
