@@ -126,7 +126,7 @@ def server(
 
 
 HAPROXY = """global
-    maxconn 20000
+    maxconn 4096
     nbthread 1
 defaults
     mode http
