@@ -7,7 +7,6 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from starlette.requests import Request
 from starlette.routing import Route
 
 from orderfast import _core
@@ -124,7 +123,7 @@ def test_the_idempotency_key_pattern_is_the_servers_rule(key: str) -> None:
     stripped = key.strip(" \t")
     scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"idempotency-key", stripped.encode())]}
     try:
-        idempotency_key(Request(scope))
+        idempotency_key(scope)
         accepted = True
     except Problem:
         accepted = False

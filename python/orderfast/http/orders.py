@@ -13,7 +13,7 @@ from orderfast.domain.orders import order_json
 from orderfast.http.guard import PRINCIPAL
 from orderfast.http.paging import page_request, page_response
 from orderfast.http.problems import not_found
-from orderfast.http.request import BodyLimits, idempotency_key_of, principal, read_body
+from orderfast.http.request import BodyLimits, idempotency_key, principal, read_body
 from orderfast.services.orders import OrderService
 
 JSON = "application/json"
@@ -59,7 +59,7 @@ class CreateOrder:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         who = scope[PRINCIPAL]
-        key = idempotency_key_of(scope)
+        key = idempotency_key(scope)
         body = await read_body(scope, receive, self._limits)
         result = await self._orders.create(who.user_id, key, body)
         headers = [JSON_HEAD, (b"content-length", b"%d" % len(result.body)), (b"location", result.location.encode())]

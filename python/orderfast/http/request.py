@@ -244,13 +244,9 @@ def _too_large(limit: int) -> Problem:
     return Problem(413, "payload-too-large", "Payload too large", f"the body limit is {limit} bytes")
 
 
-def idempotency_key(request: Request) -> str:
-    """The ``Idempotency-Key`` header: a structured-field string (quoted) or a bare token."""
-    return idempotency_key_of(request.scope)
-
-
-def idempotency_key_of(scope: Scope) -> str:
-    """``idempotency_key`` from the scope's raw headers (the first; a second is refused earlier)."""
+def idempotency_key(scope: Scope) -> str:
+    """The ``Idempotency-Key`` header: a structured-field string (quoted) or a bare token, from the
+    scope's raw headers (the first; a second is refused earlier)."""
     raw: str | None = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"idempotency-key"), None)
     if raw is None:
         raise Problem(
