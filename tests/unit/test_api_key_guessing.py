@@ -22,6 +22,29 @@ from tests.unit.asgi import http_scope
 pytestmark = pytest.mark.anyio
 
 
+async def guesses(tmp_path: Path, count: int, **env: str) -> list[dict[str, Any]]:
+    """Migrates a SQLite store, serves the app and sends ``count`` requests, each with a new guessed
+    key from one address: the messages the app sent back."""
+    settings = Settings.from_env({"ORDERFAST_DATA_DIR": str(tmp_path), "ORDERFAST_JWT_SECRET": "k" * 40, **env})
+    async with bootstrap.opened_store(settings, check_schema=False, budget=False) as store:
+        await store.migrate()
+    app = create_app(settings)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async with app.router.lifespan_context(app):
+        for _ in range(count):
+            scope = http_scope("/v1/events")
+            scope["headers"] = [(b"host", b"x"), (b"x-api-key", f"of_{secrets.token_hex(4)}_{'s' * 43}".encode())]
+            await app(scope, receive, send)
+    return sent
+
+
 async def test_guesses_past_the_address_quota_never_reach_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -33,30 +56,7 @@ async def test_guesses_past_the_address_quota_never_reach_the_database(
         return await real(self, prefix)
 
     monkeypatch.setattr(SqliteStore, "get_api_key", counted)
-    settings = Settings.from_env(
-        {
-            "ORDERFAST_DATA_DIR": str(tmp_path),
-            "ORDERFAST_JWT_SECRET": "k" * 40,
-            "ORDERFAST_RATELIMIT_IP": "5/60",
-            "ORDERFAST_RATELIMIT_IP_BURST": "5",
-        }
-    )
-    async with bootstrap.opened_store(settings, check_schema=False, budget=False) as store:
-        await store.migrate()
-    app = create_app(settings)
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    async with app.router.lifespan_context(app):
-        for _ in range(20):
-            scope = http_scope("/v1/events")
-            scope["headers"] = [(b"host", b"x"), (b"x-api-key", f"of_{secrets.token_hex(4)}_{'s' * 43}".encode())]
-            await app(scope, receive, send)
+    sent = await guesses(tmp_path, 20, ORDERFAST_RATELIMIT_IP="5/60", ORDERFAST_RATELIMIT_IP_BURST="5")
     statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
     assert statuses == [401] * 5 + [429] * 15
     assert len(lookups) == 5
@@ -68,23 +68,8 @@ async def test_an_api_key_the_database_cannot_check_is_a_503_not_a_500(
     async def unreachable(self: SqliteStore, prefix: str) -> Any:
         raise StoreUnavailable("the database cannot be reached")
 
-    settings = Settings.from_env({"ORDERFAST_DATA_DIR": str(tmp_path), "ORDERFAST_JWT_SECRET": "k" * 40})
-    async with bootstrap.opened_store(settings, check_schema=False, budget=False) as store:
-        await store.migrate()
-    app = create_app(settings)
-    monkeypatch.setattr(SqliteStore, "get_api_key", unreachable)
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    async with app.router.lifespan_context(app):
-        scope = http_scope("/v1/events")
-        scope["headers"] = [(b"host", b"x"), (b"x-api-key", f"of_{secrets.token_hex(4)}_{'s' * 43}".encode())]
-        await app(scope, receive, send)
+    monkeypatch.setattr(SqliteStore, "get_api_key", unreachable)  # migrate does not look keys up
+    sent = await guesses(tmp_path, 1)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     assert start["status"] == 503, body
