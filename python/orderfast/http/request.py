@@ -123,18 +123,20 @@ async def read_json_body(request: Request, limits: BodyLimits, *, untyped: bool 
 async def read_body(scope: Scope, receive: Receive, limits: BodyLimits, *, untyped: bool = False) -> bytes:
     """``read_json_body`` for an endpoint that is a plain ASGI app (no ``Request`` to build)."""
     limit = limits.max_bytes
-    content_type = content_length = None
+    content_type: str | None = None
+    declared: int | None = None  # the Content-Length (the server has already refused one not a number)
+    seen_length = False
     for name, value in scope["headers"]:  # the first of each (a second Content-Type is refused earlier)
         if name == b"content-type":
             if content_type is None:
                 content_type = value.decode("latin-1")
-        elif name == b"content-length" and content_length is None:
-            content_length = value.decode("latin-1")
+        elif name == b"content-length" and not seen_length:
+            seen_length = True
+            declared = int(value) if value.isdigit() else None
     if content_type is not None:
         media = content_type.partition(";")[0].strip().lower()
         if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
             raise _unsupported_media_type()
-    declared = declared_length(content_length)
     if declared is not None and declared > limit:
         raise _too_large(limit)
     if declared == 0:
@@ -144,11 +146,6 @@ async def read_body(scope: Scope, receive: Receive, limits: BodyLimits, *, untyp
     if body and content_type is None and not untyped:  # a body says what it is; an empty one need not
         raise _unsupported_media_type()
     return body
-
-
-def declared_length(value: str | None) -> int | None:
-    """A ``Content-Length`` as a number (the server has already refused one that is not)."""
-    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 async def _read(receive: Receive, limits: BodyLimits, declared: int | None) -> bytes:
