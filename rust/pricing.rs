@@ -26,7 +26,7 @@ use crate::validate::OrderDraft;
 /// A product as the pricer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
-    pub sku: String,
+    pub sku: Arc<str>,
     pub name: Arc<str>,
     pub currency: String,
     /// Unit price in minor units of `currency`.
@@ -36,7 +36,8 @@ pub struct Product {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedLine {
-    pub sku: String,
+    /// The product's own SKU (shared, not copied per order).
+    pub sku: Arc<str>,
     pub name: Arc<str>,
     pub quantity: u32,
     pub unit_price: i64,
@@ -74,7 +75,7 @@ pub enum PricingError {
 /// safe here (clients only look up).
 #[derive(Debug, Default)]
 struct Snapshot {
-    products: FxHashMap<String, Arc<Product>>,
+    products: FxHashMap<Arc<str>, Arc<Product>>,
     coupons: FxHashMap<String, Arc<Coupon>>,
     promotions: FxHashMap<String, Arc<Promotion>>,
     /// SKU → the promotions naming it, rebuilt whenever promotions change.
@@ -156,7 +157,7 @@ impl Catalog {
         let mut errors = Vec::new();
         let mut lines = Vec::with_capacity(draft.items.len());
         for (i, (sku, quantity)) in draft.items.iter().enumerate() {
-            let Some(product) = snap.products.get(sku) else {
+            let Some(product) = snap.products.get(sku.as_str()) else {
                 errors.push(FieldError::new(item_pointer(i, "sku"), "unknown_sku", "no such product"));
                 continue;
             };
@@ -183,7 +184,7 @@ impl Catalog {
                 .unwrap_or(Percent::ZERO);
             let (rate, rate_text) = snap.tax.rate_with_text(product.tax_class.as_deref());
             lines.push(PricedLine {
-                sku: sku.clone(),
+                sku: product.sku.clone(),
                 name: product.name.clone(),
                 quantity: *quantity,
                 unit_price: product.unit_price,

@@ -136,7 +136,7 @@ impl PricedOrder {
             .iter()
             .map(|l| {
                 (
-                    l.sku.as_str(),
+                    &*l.sku,
                     &*l.name,
                     l.quantity,
                     l.unit_price,
@@ -246,7 +246,7 @@ impl Catalog {
             if unit_price < 0 {
                 return Err(PyValueError::new_err(format!("negative price for {sku:?}")));
             }
-            batch.push(Product { sku, name: name.into(), currency, unit_price, tax_class });
+            batch.push(Product { sku: sku.into(), name: name.into(), currency, unit_price, tax_class });
         }
         self.inner.upsert(batch);
         Ok(())

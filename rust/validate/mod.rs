@@ -32,6 +32,7 @@ macro_rules! wrong_scalars {
     };
 }
 
+mod fast;
 mod items;
 mod scalar;
 
@@ -92,6 +93,14 @@ pub fn is_valid_coupon(code: &str) -> bool {
 }
 
 pub fn parse_order(body: &[u8]) -> Result<OrderDraft, ParseError> {
+    match fast::scan(body) {
+        Some(fields) => finish(fields, Errors(Vec::new())),
+        None => parse_streaming(body),
+    }
+}
+
+/// The streaming validator: any body, every problem reported.
+fn parse_streaming(body: &[u8]) -> Result<OrderDraft, ParseError> {
     let mut errors = Errors(Vec::new());
     let mut de = serde_json::Deserializer::from_slice(body);
     let fields = OrderSeed { errors: &mut errors }.deserialize(&mut de).map_err(|e| malformed(&e))?;

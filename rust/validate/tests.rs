@@ -204,3 +204,64 @@ fn nesting_past_the_limit_is_malformed_even_where_a_value_is_skipped() {
         assert!(matches!(parse_order(body.as_bytes()), Err(ParseError::Malformed(_))), "{}", &body[..60]);
     }
 }
+
+/// The bodies clients send, which the fast path must take (else it is never used).
+const WELL_FORMED: &[&str] = &[
+    r#"{"currency":"USD","items":[{"sku":"SKU-0","quantity":1},{"sku":"SKU-1","quantity":2}],"coupon":"SAVE10"}"#,
+    r#"{ "items": [ { "quantity": 10000, "sku": "a.b_c-D" } ], "currency": "JPY", "expected_total": null }"#,
+    "{\"currency\":\"EUR\",\n\t\"items\":[{\"sku\":\"X\",\"quantity\":3}],\r\n\"expected_total\":\"12.30\",\"coupon\":null}\n",
+    r#"{"currency":"BHD","items":[{"sku":"A","quantity":7}],"expected_total":"1.5"}"#,
+];
+
+#[test]
+fn the_fast_path_takes_well_formed_orders() {
+    for body in WELL_FORMED {
+        let fields = fast::scan(body.as_bytes()).unwrap_or_else(|| panic!("fast path refused {body}"));
+        assert_eq!(finish(fields, Errors(Vec::new())), parse_streaming(body.as_bytes()));
+    }
+}
+
+#[test]
+fn fast_path_agrees_with_the_validator() {
+    // Bodies near the well-formed ones: each mutated by a few random edits (a byte replaced by a
+    // JSON-significant one, deleted, or a slice repeated). Wherever the fast path answers, it must
+    // answer what the streaming validator does; where it gives up, the validator alone answers.
+    const BYTES: &[u8] = b"\"\\09-.eE{}[],: \tnulA\x01\xc3";
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut taken, mut total) = (0, 0);
+    for round in 0..60_000 {
+        let mut body = WELL_FORMED[round % WELL_FORMED.len()].as_bytes().to_vec();
+        for _ in 0..1 + next(3) {
+            let at = next(body.len());
+            match next(3) {
+                0 => body[at] = BYTES[next(BYTES.len())],
+                1 => {
+                    body.remove(at);
+                }
+                _ => {
+                    let end = (at + 1 + next(24)).min(body.len());
+                    let slice = body[at..end].to_vec();
+                    body.splice(at..at, slice);
+                }
+            }
+        }
+        total += 1;
+        if let Some(fields) = fast::scan(&body) {
+            taken += 1;
+            assert_eq!(
+                finish(fields, Errors(Vec::new())),
+                parse_streaming(&body),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    // Enough mutated bodies stay well-formed for the comparison to mean something.
+    assert!(taken > total / 50, "the fast path took {taken} of {total}");
+}
