@@ -16,6 +16,7 @@ from orderfast.domain.catalog import coupon_document, product_document, promotio
 from orderfast.http.paging import page_request, page_response
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import BodyLimits, principal, read_json_document
+from orderfast.http.validators import conditional, etag
 from orderfast.services.catalog import CatalogService
 from orderfast.services.catalog_input import parse_coupon, parse_product, parse_promotion
 
@@ -78,7 +79,7 @@ class CatalogEndpoints:
         product = await self._catalog.get(self._key(request, "sku", _core.is_sku, "product"))
         if product is None:
             raise not_found("product")
-        return Response(orjson.dumps(product_document(product)), media_type=JSON)
+        return conditional(request, etag(product.version, product.stock), orjson.dumps(product_document(product)))
 
     async def put_coupon(self, request: Request) -> Response:
         _require_admin(request)

@@ -355,6 +355,19 @@ RATE_HEADERS = {
 }
 
 
+VALIDATOR_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "description": "strong validator of this representation"},
+    "Cache-Control": {"schema": {"type": "string"}, "description": "private, no-cache"},
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "ETags the client holds: a match answers 304 Not Modified, without a body",
+    "schema": {"type": "string"},
+}
+
+
 def _problems(*codes: int) -> dict[str, Any]:
     return {
         str(c): {"description": "problem", "content": {"application/problem+json": {"schema": _ref("Problem")}}}
@@ -374,6 +387,7 @@ def _op(
     public: bool = False,
     signed: bool = False,
     created: bool = False,
+    validated: bool = False,
 ) -> dict[str, Any]:
     status, schema = ok
     success: dict[str, Any] = {"description": summary}
@@ -399,6 +413,10 @@ def _op(
         op["responses"]["201"] = {**success, "description": "created"}
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    if validated:  # a conditional GET: ETag on the answer, 304 for a client whose copy is current
+        success["headers"] = {**success.get("headers", {}), **VALIDATOR_HEADERS}
+        op["parameters"].append(IF_NONE_MATCH)
+        op["responses"]["304"] = {"description": "not modified", "headers": VALIDATOR_HEADERS}
     return op
 
 
@@ -455,7 +473,9 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op("List the caller's orders, newest first", ANYONE, (200, "OrderPage"), (400,), params=PAGE_PARAMS),
     },
     "/v1/orders/{order_id}": {
-        "get": _op("An order (owner or admin)", ANYONE, (200, "Order"), (404,), params=[_path("order_id", ID)])
+        "get": _op(
+            "An order (owner or admin)", ANYONE, (200, "Order"), (404,), params=[_path("order_id", ID)], validated=True
+        )
     },
     "/v1/orders/{order_id}/cancel": {
         "post": _op(
@@ -494,7 +514,7 @@ PATHS: dict[str, dict[str, Any]] = {
             params=[_path("sku", SKU)],
             created=True,
         ),
-        "get": _op("A product", ANYONE, (200, "Product"), (404,), params=[_path("sku", SKU)]),
+        "get": _op("A product", ANYONE, (200, "Product"), (404,), params=[_path("sku", SKU)], validated=True),
     },
     "/v1/coupons": {
         "get": _op("List coupons, by code", ["admin"], (200, "CouponPage"), (400, 403), params=PAGE_PARAMS)

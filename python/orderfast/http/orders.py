@@ -14,6 +14,7 @@ from orderfast.http.guard import PRINCIPAL
 from orderfast.http.paging import page_request, page_response
 from orderfast.http.problems import not_found
 from orderfast.http.request import BodyLimits, idempotency_key, principal, read_body
+from orderfast.http.validators import conditional, etag
 from orderfast.services.orders import OrderService
 
 JSON = "application/json"
@@ -39,7 +40,7 @@ class OrderEndpoints:
         # Someone else's order is indistinguishable from no order at all.
         if order is None or (order.customer_id != who.user_id and not who.is_admin):
             raise not_found("order")
-        return Response(order_json(order), media_type=JSON)
+        return conditional(request, etag(order.sequence), order_json(order))
 
     async def list(self, request: Request) -> Response:
         who = principal(request)
