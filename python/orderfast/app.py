@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -52,6 +52,8 @@ class OrderfastApp(Starlette):
     measured = False
     logged = False
     admission_max: int | None = None  # None: no admission control
+    # With read replicas: the position this process's writes reached (store.consistency); None: none.
+    read_positions: Callable[[], str | None] | None = None
     admission_tolerance = 8.0
     admission_min = 1
 
@@ -62,7 +64,11 @@ class OrderfastApp(Starlette):
         draining = (lambda: health.draining) if health is not None else (lambda: False)
         self.router.middleware_stack = StaticRoutes(self.router)
         observer = RequestObserver(
-            HeadRules(super().build_middleware_stack()), measured=self.measured, logged=self.logged, draining=draining
+            HeadRules(super().build_middleware_stack()),
+            measured=self.measured,
+            logged=self.logged,
+            draining=draining,
+            positions=self.read_positions,
         )
         outer: ASGIApp = observer
         if self.admission_max is not None:
@@ -193,6 +199,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
     app.admission_max = settings.admission_max if settings.admission else None
     app.admission_tolerance = settings.admission_tolerance
     app.admission_min = settings.admission_min
+    if getattr(store, "reads", None) is not None:
+        app.read_positions = store.written_position  # type: ignore[attr-defined]
     return app
 
 

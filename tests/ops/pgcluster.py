@@ -209,10 +209,12 @@ class Cluster:
         with (self.datadir / "postgresql.conf").open("a") as conf:
             conf.write(lines)
 
-    def start(self, *, timeout: float = 60) -> None:
-        """``pg_ctl start -w`` on a free port (another one if the port was taken in between)."""
+    def start(self, *, timeout: float = 60, same_port: bool = False) -> None:
+        """``pg_ctl start -w`` on a free port (another one if the port was taken in between);
+        ``same_port``: on the port it had (a restart its clients must find again)."""
         for attempt in range(3):
-            self.port = free_port()
+            if not (same_port and attempt == 0 and self.port):
+                self.port = free_port()
             self.configure(port=self.port)
             seen = self.log.stat().st_size if self.log.exists() else 0
             done = subprocess.run(

@@ -18,7 +18,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "services": {"_core", "domain", "store.base", "config", "observability", "resilience"},
     "store": {"_core", "domain", "config", "observability", "resilience"},
     "outbox": {"_core", "domain", "store", "config", "observability", "resilience"},
-    "http": {"_core", "domain", "services", "store.base", "observability", "resilience"},
+    # store.consistency: which reads may go to a replica, and the position a client reads after
+    "http": {"_core", "domain", "services", "store.base", "store.consistency", "observability", "resilience"},
     "observability": set(),
     # deadlines and circuit breakers: a leaf too, that counts and logs through observability
     "resilience": {"observability"},

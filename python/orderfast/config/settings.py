@@ -72,6 +72,21 @@ class Settings:
         default_doc="unset → SQLite",
         doc="`postgresql://…` selects PostgreSQL",
     )
+    database_read_url: Secret | None = setting(
+        env="DATABASE_READ_URL",
+        parse=v.postgres_urls,
+        secret=True,
+        default_doc="none",
+        doc="read replicas (streaming standbys of the PostgreSQL primary), comma-separated `postgresql://…`: "
+        "GET requests read orders and the catalog there when a replica is fresh enough; writes, decisions, "
+        "the catalog snapshot and the feed stay on the primary (see Operations → Read replicas)",
+    )
+    read_max_lag: float = setting(
+        1.0,
+        env="READ_MAX_LAG",
+        parse=v.number(),
+        doc="seconds a read replica may be behind the primary and still serve reads",
+    )
     data_dir: Path = setting(
         Path(".orderfast"),
         env="DATA_DIR",
@@ -383,6 +398,8 @@ class Settings:
         """The rules that span settings."""
         if self.db_pool_min > self.db_pool_max:
             raise ConfigError("ORDERFAST_DB_POOL_MIN must not exceed ORDERFAST_DB_POOL_MAX")
+        if self.database_read_url is not None and self.database_url is None:
+            raise ConfigError("ORDERFAST_DATABASE_READ_URL needs ORDERFAST_DATABASE_URL (its primary)")
         changes: dict[str, Any] = {}
         if self.ratelimit_user_burst is not None:
             changes["ratelimit_user"] = dataclasses.replace(self.ratelimit_user, burst=self.ratelimit_user_burst)

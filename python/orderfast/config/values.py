@@ -111,6 +111,14 @@ def postgres_url(value: str, name: str) -> Secret:
     return Secret(value)
 
 
+def postgres_urls(value: str, name: str) -> Secret:
+    """One or more comma-separated postgresql:// URLs (a URL holds no unescaped comma)."""
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    if not urls or not all(u.startswith(("postgresql://", "postgres://")) for u in urls):
+        raise ConfigError(f"{name} must be one or more comma-separated postgresql:// URLs")
+    return Secret(",".join(urls))
+
+
 def networks(value: str, name: str) -> tuple[Any, ...]:
     try:
         return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in value.split(",") if p.strip())

@@ -20,6 +20,7 @@ from orderfast.observability import tracing
 from orderfast.observability.logging import REQUEST_ID
 from orderfast.observability.metrics import CONTENT_TYPE, scrape
 from orderfast.resilience import deadline
+from orderfast.store.consistency import COOKIE, READ_AFTER, parse_position
 
 UNMATCHED = "unmatched"  # a path no route serves: its raw path is never a label
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
@@ -38,6 +39,32 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     return _core.new_order_id()
 
 
+_READS = frozenset({"GET", "HEAD"})
+_COOKIE_PREFIX = COOKIE.encode() + b"="
+
+
+def carried_position(headers: list[tuple[bytes, bytes]]) -> int:
+    """The write position a read carries (``Orderfast-Read-After``, else the cookie); 0: none."""
+    found = 0
+    for name, value in headers:
+        if name == b"orderfast-read-after":
+            return parse_position(value.decode("latin-1")) or 0
+        if name == b"cookie" and _COOKIE_PREFIX in value:
+            for part in value.split(b";"):
+                part = part.strip()
+                if part.startswith(_COOKIE_PREFIX):
+                    found = parse_position(part[len(_COOKIE_PREFIX) :].decode("latin-1")) or 0
+    return found
+
+
+def position_fields(position: str) -> list[tuple[bytes, bytes]]:
+    """What a write's answer tells its client: the position to read after, as a header and a cookie
+    (which HTTP clients with a cookie jar, and browsers, send back on their own)."""
+    value = position.encode()
+    cookie = _COOKIE_PREFIX + value + b"; Path=/v1; Max-Age=60; HttpOnly; SameSite=Lax"
+    return [(b"orderfast-read-after", value), (b"set-cookie", cookie)]
+
+
 class RequestObserver:
     """Every HTTP request's id, metrics, headers and access-log line, in one layer (outermost but for
     admission control, so refusals of unreadable heads are seen too; a request admission control
@@ -51,16 +78,26 @@ class RequestObserver:
       route, requests in flight;
     - with the access log on, one JSON line per request;
     - the request budget's clock (resilience/deadline.py);
+    - with read replicas (``positions``): a read (GET, HEAD) may go to a replica that has replayed the
+      position it carries; the answer to a request during which this process wrote carries the
+      position to read after (store/consistency.py);
     - with tracing on, the request's SERVER span (``METHOD /route/{template}``), continuing the
       client's trace when it sent a ``traceparent``: every span of the request is its child."""
 
     def __init__(
-        self, app: ASGIApp, *, measured: bool, logged: bool, draining: Callable[[], bool] = lambda: False
+        self,
+        app: ASGIApp,
+        *,
+        measured: bool,
+        logged: bool,
+        draining: Callable[[], bool] = lambda: False,
+        positions: Callable[[], str | None] | None = None,
     ) -> None:
         self.app = app
         self._measured = measured
         self._logged = logged
         self._draining = draining
+        self._positions = positions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,17 +112,27 @@ class RequestObserver:
         if self._measured:
             m.HTTP_IN_FLIGHT.inc()
         traced = tracing.server(scope, rid) if tracing.ENABLED else None
+        positions = self._positions
+        routed = None
+        before: str | None = None
+        if positions is not None:
+            if scope["method"] in _READS:
+                routed = READ_AFTER.set(carried_position(scope["headers"]))
+            else:
+                before = positions()
 
         async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                fields = scope.get(security.RESPONSE_FIELDS)
+                if positions is not None and routed is None and 200 <= status < 300:
+                    # Only after a write: the position moved while this request was handled.
+                    written = positions()
+                    if written is not None and written != before:
+                        fields = [*(fields or ()), *position_fields(written)]
                 message["headers"] = security.complete(
-                    message.get("headers", ()),
-                    scope["path"],
-                    scope.get(security.RESPONSE_FIELDS),
-                    header,
-                    self._draining(),
+                    message.get("headers", ()), scope["path"], fields, header, self._draining()
                 )
             await send(message)
 
@@ -102,6 +149,8 @@ class RequestObserver:
                 traced.finish(None if route is None else template, status)
             REQUEST_ID.reset(token)
             deadline.reset(budget)
+            if routed is not None:
+                READ_AFTER.reset(routed)
 
     def record(self, scope: Scope, template: str, status: int, elapsed: float) -> None:
         """The RED metrics and the access-log line of an answered request (also of one answered

@@ -94,6 +94,11 @@ DEPENDENCY_TIMEOUTS = REGISTRY.counter(
     "Calls to a dependency that ran out of the request budget, by dependency (postgresql, redis) and stage",
     ("dependency", "stage"),
 )
+DB_READS = REGISTRY.counter(
+    "orderfast_db_reads",
+    "With read replicas: reads a replica may serve (GET requests), by where they went (replica, primary)",
+    ("target",),
+)
 BREAKER_STATE = REGISTRY.gauge(
     "orderfast_circuit_breaker_state",
     "Circuit breaker state by dependency: 0 closed, 1 half-open (probing), 2 open (failing fast); the worst process",

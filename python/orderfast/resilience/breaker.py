@@ -46,6 +46,14 @@ class Breaker:
         for name in STATE_NAMES.values():  # every transition's series from the start, at 0
             m.BREAKER_TRANSITIONS.labels(dependency, name)
 
+    @property
+    def threshold(self) -> int:
+        return self._threshold
+
+    @property
+    def cooldown(self) -> float:
+        return self._cooldown
+
     def allow(self) -> bool:
         """May a call go out now? False: fail it at once. Half-open, the first caller after the
         cooldown is the probe; a probe that never reports back (its caller went away) is replaced

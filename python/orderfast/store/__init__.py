@@ -21,6 +21,8 @@ def make_store(settings: Settings, *, budget: bool = True) -> Store:
             group_inflight=settings.group_commit_inflight,
             statement_timeout=settings.request_timeout if budget else None,
             breaker=Breaker("postgresql", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
+            read_dsns=settings.database_read_url.reveal().split(",") if settings.database_read_url and budget else (),
+            read_max_lag=settings.read_max_lag,
         )
     from orderfast.store.sqlite import SqliteStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -39,8 +39,12 @@ from orderfast.store.base import (
     StoreUnavailable,
     TransitionPlan,
 )
+from orderfast.store.consistency import READ_AFTER
 from orderfast.store.group_commit import GroupCommit
 from orderfast.store.postgres import catalog, lifecycle, orders, outbox
+from orderfast.store.postgres.replicas import ReadReplicas
+
+T = TypeVar("T")
 
 _MIGRATE_LOCK = 0x6F66_0001
 
@@ -167,10 +171,14 @@ class PostgresStore:
         group_inflight: int = 1,
         statement_timeout: float | None = None,
         breaker: Breaker | None = None,
+        read_dsns: Sequence[str] = (),
+        read_max_lag: float = 1.0,
     ) -> None:
         """``statement_timeout``: seconds, for the server (it stops a statement its client gave up
         on) and the driver (``command_timeout``); None for none (migrations). ``breaker``: the
-        circuit breaker every call goes through (a lenient one by default)."""
+        circuit breaker every call goes through (a lenient one by default). ``read_dsns``: read
+        replicas for the reads the HTTP layer routes (``consistency``), ``read_max_lag`` seconds
+        behind the primary at most."""
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
@@ -179,6 +187,18 @@ class PostgresStore:
         for stage in ("connect", "statement", "budget_spent"):  # exported from the start, at 0
             m.DEPENDENCY_TIMEOUTS.labels("postgresql", stage)
         self._pool: asyncpg.Pool | None = None
+        self.reads = (
+            ReadReplicas(
+                list(read_dsns),
+                max_lag=read_max_lag,
+                max_size=max_size,
+                statement_timeout=statement_timeout,
+                failures=self.breaker.threshold,
+                cooldown=self.breaker.cooldown,
+            )
+            if read_dsns
+            else None
+        )
         self.group = GroupCommit(
             self._create_batch, max_batch=group_max, inflight=min(group_inflight, max_size), system="postgresql"
         )
@@ -219,12 +239,16 @@ class PostgresStore:
                 )
             except (OSError, asyncpg.PostgresError) as e:
                 raise StoreError(f"cannot connect to PostgreSQL: {e}") from None
+            if self.reads is not None:
+                await self.reads.open(self._pool)
         if check_schema:
             async with self._connection() as conn:
                 version = await _schema_version(conn)
             migrations.check_version("PostgreSQL", version, migrations.latest("postgres"))
 
     async def close(self) -> None:
+        if self.reads is not None:
+            await self.reads.close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -274,19 +298,52 @@ class PostgresStore:
     async def _create_batch(self, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
         # A budget of its own: the batch is written for many requests, not the one that started it.
         async with self._connection(fresh=True) as conn:
-            return await orders.create_batch(conn, batch)
+            outcomes = await orders.create_batch(conn, batch)
+            await self._written(conn)
+            return outcomes
+
+    async def _written(self, conn: asyncpg.Connection) -> None:
+        """With read replicas: the primary's position after a write committed, for the client to
+        read its writes with (one round trip per write transaction, only then)."""
+        if self.reads is not None:
+            self.reads.note_written(await conn.fetchval("SELECT pg_current_wal_lsn()::text"))
+
+    def written_position(self) -> str | None:
+        """The highest position this process's writes committed at (None without replicas)."""
+        return None if self.reads is None else self.reads.written_position()
+
+    async def _read(self, query: Callable[..., Awaitable[T]], *args: Any, missing_is_stale: bool = False) -> T:
+        """A read the HTTP layer let go to a replica (``READ_AFTER``), on one that may serve it;
+        on the primary when none may, when it fails there, or — ``missing_is_stale`` — when the
+        replica has no such row (it may be newer than what the replica replayed)."""
+        after = READ_AFTER.get()
+        if self.reads is not None and after is not None and (replica := self.reads.pick(after)) is not None:
+            assert replica.pool is not None
+            try:
+                async with _Connection(replica.pool, replica.breaker, False) as conn:
+                    result = await query(conn, *args)
+            except (StoreUnavailable, asyncpg.PostgresError):
+                replica.lost()
+            else:
+                if result is not None or not missing_is_stale:
+                    m.DB_READS.labels("replica").inc()
+                    return result
+        if self.reads is not None:
+            m.DB_READS.labels("primary").inc()
+        async with self._connection() as conn:
+            return await query(conn, *args)
 
     async def get_order(self, order_id: str) -> Order | None:
-        async with self._connection() as conn:
-            return await orders.get_order(conn, order_id)
+        return await self._read(orders.get_order, order_id, missing_is_stale=True)
 
     async def list_orders(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
-        async with self._connection() as conn:
-            return await orders.list_orders(conn, customer_id, limit, before)
+        return await self._read(orders.list_orders, customer_id, limit, before)
 
     async def change_order(self, order_id: str, plan: Callable[[Order], TransitionPlan]) -> TransitionPlan | None:
         async with self._connection() as conn:
-            return await lifecycle.change_order(conn, order_id, plan)
+            done = await lifecycle.change_order(conn, order_id, plan)
+            await self._written(conn)
+            return done
 
     async def find_payment(self, event_id: str) -> PaymentRecord | None:
         async with self._connection() as conn:
@@ -353,39 +410,39 @@ class PostgresStore:
 
     async def put_product(self, spec: ProductSpec) -> tuple[Product, bool]:
         async with self._connection() as conn:
-            return await catalog.put_product(conn, spec)
+            written = await catalog.put_product(conn, spec)
+            await self._written(conn)
+            return written
 
     async def get_product(self, sku: str) -> Product | None:
-        async with self._connection() as conn:
-            return await catalog.get_product(conn, sku)
+        return await self._read(catalog.get_product, sku, missing_is_stale=True)
 
     async def put_coupon(self, spec: CouponSpec) -> tuple[Coupon, bool]:
         async with self._connection() as conn:
-            return await catalog.put_coupon(conn, spec)
+            written = await catalog.put_coupon(conn, spec)
+            await self._written(conn)
+            return written
 
     async def get_coupon(self, code: str) -> Coupon | None:
-        async with self._connection() as conn:
-            return await catalog.get_coupon(conn, code)
+        return await self._read(catalog.get_coupon, code, missing_is_stale=True)
 
     async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]:
         async with self._connection() as conn:
-            return await catalog.put_promotion(conn, spec)
+            written = await catalog.put_promotion(conn, spec)
+            await self._written(conn)
+            return written
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
-        async with self._connection() as conn:
-            return await catalog.get_promotion(conn, promotion_id)
+        return await self._read(catalog.get_promotion, promotion_id, missing_is_stale=True)
 
     async def list_products(self, after: str | None, limit: int) -> list[Product]:
-        async with self._connection() as conn:
-            return await catalog.list_products(conn, after, limit)
+        return await self._read(catalog.list_products, after, limit)
 
     async def list_coupons(self, after: str | None, limit: int) -> list[Coupon]:
-        async with self._connection() as conn:
-            return await catalog.list_coupons(conn, after, limit)
+        return await self._read(catalog.list_coupons, after, limit)
 
     async def list_promotions(self, after: str | None, limit: int) -> list[Promotion]:
-        async with self._connection() as conn:
-            return await catalog.list_promotions(conn, after, limit)
+        return await self._read(catalog.list_promotions, after, limit)
 
     async def catalog_since(self, version: int) -> CatalogChanges:
         async with self._connection() as conn:
