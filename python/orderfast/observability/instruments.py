@@ -99,6 +99,8 @@ DB_READS = REGISTRY.counter(
     "With read replicas: reads a replica may serve (GET requests), by where they went (replica, primary)",
     ("target",),
 )
+for _target in ("replica", "primary"):  # exported from the start, at 0 (replicas or not)
+    DB_READS.labels(_target)
 BREAKER_STATE = REGISTRY.gauge(
     "orderfast_circuit_breaker_state",
     "Circuit breaker state by dependency: 0 closed, 1 half-open (probing), 2 open (failing fast); the worst process",
