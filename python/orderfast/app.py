@@ -160,6 +160,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
                 await publisher.close()
             if parts.shared_limits is not None:
                 await parts.shared_limits.close()
+            if parts.order_cache is not None:
+                await parts.order_cache.close()
             await store.close()
             if settings.metrics:
                 REGISTRY.write()  # this worker's last counts, kept by the next scrape

@@ -26,6 +26,7 @@ from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.catalog import CatalogService
 from orderfast.services.cluster_limits import SharedRateLimits
 from orderfast.services.lifecycle import LifecycleService
+from orderfast.services.order_cache import OrderCache
 from orderfast.services.orders import OrderService
 from orderfast.store import make_store
 from orderfast.store.base import Store
@@ -45,6 +46,7 @@ class Parts:
     policies: RoutePolicies
     shared_limits: SharedRateLimits | None
     body: BodyLimits
+    order_cache: OrderCache | None = None
 
     def relay_publisher(self) -> RedisStreamsPublisher | None:
         """The publisher of the in-process relay, when this process runs one (by default exactly
@@ -98,17 +100,27 @@ def build(settings: Settings) -> Parts:
             fail_open=settings.ratelimit_fail_open,
             breaker=Breaker("redis-ratelimit", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
         )
+    order_cache = None
+    if settings.read_cache and settings.redis_url is not None:
+        import redis.asyncio as aioredis
+
+        order_cache = OrderCache(
+            aioredis.Redis.from_url(settings.redis_url.reveal(), socket_timeout=0.25, socket_connect_timeout=0.25),
+            ttl=settings.read_cache_ttl,
+            breaker=Breaker("redis-cache", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
+        )
     return Parts(
         settings=settings,
         store=store,
         catalog=catalog,
-        orders=OrderService(store, core_catalog, idempotency, catalog.catch_up),
-        lifecycle=LifecycleService(store, payment_timeout=settings.payment_timeout),
+        orders=OrderService(store, core_catalog, idempotency, catalog.catch_up, order_cache),
+        lifecycle=LifecycleService(store, payment_timeout=settings.payment_timeout, cache=order_cache),
         api_keys=ApiKeyService(store),
         verifier=token_verifier(settings),
         policies=policies,
         shared_limits=shared_limits,
         body=BodyLimits(settings.max_body_bytes, settings.body_timeout, BodyDeadlines()),
+        order_cache=order_cache,
     )
 
 

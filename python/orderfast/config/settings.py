@@ -367,6 +367,16 @@ class Settings:
     stream_prefix: str = setting(
         "orderfast:events:", env="STREAM_PREFIX", parse=v.text, doc="stream names: the prefix, then the event type"
     )
+    read_cache: bool = setting(
+        False,
+        env="READ_CACHE",
+        parse=v.boolean,
+        doc="a shared cache of order documents in Redis in front of `GET /v1/orders/{id}` (needs "
+        "ORDERFAST_REDIS_URL; see Operations → Order cache)",
+    )
+    read_cache_ttl: float = setting(
+        30.0, env="READ_CACHE_TTL", parse=v.number(), doc="seconds an order stays in the shared cache (each ±10 %)"
+    )
     relay_lease: float = setting(
         5.0,
         env="RELAY_LEASE",
@@ -400,6 +410,8 @@ class Settings:
             raise ConfigError("ORDERFAST_DB_POOL_MIN must not exceed ORDERFAST_DB_POOL_MAX")
         if self.database_read_url is not None and self.database_url is None:
             raise ConfigError("ORDERFAST_DATABASE_READ_URL needs ORDERFAST_DATABASE_URL (its primary)")
+        if self.read_cache and self.redis_url is None:
+            raise ConfigError("ORDERFAST_READ_CACHE needs ORDERFAST_REDIS_URL")
         changes: dict[str, Any] = {}
         if self.ratelimit_user_burst is not None:
             changes["ratelimit_user"] = dataclasses.replace(self.ratelimit_user, burst=self.ratelimit_user_burst)

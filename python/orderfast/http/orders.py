@@ -36,11 +36,11 @@ class OrderEndpoints:
 
     async def get(self, request: Request) -> Response:
         who = principal(request)
-        order = await self._orders.get(request.path_params["order_id"])
+        order = await self._orders.document(request.path_params["order_id"])
         # Someone else's order is indistinguishable from no order at all.
         if order is None or (order.customer_id != who.user_id and not who.is_admin):
             raise not_found("order")
-        return conditional(request, etag(order.sequence), order_json(order))
+        return conditional(request, etag(order.sequence), order.body)
 
     async def list(self, request: Request) -> Response:
         who = principal(request)

@@ -101,6 +101,13 @@ DB_READS = REGISTRY.counter(
 )
 for _target in ("replica", "primary"):  # exported from the start, at 0 (replicas or not)
     DB_READS.labels(_target)
+READ_CACHE = REGISTRY.counter(
+    "orderfast_read_cache",
+    "With the shared order cache (ORDERFAST_READ_CACHE): order reads by result (hit, miss, error)",
+    ("result",),
+)
+for _result in ("hit", "miss", "error"):  # exported from the start, at 0 (cache or not)
+    READ_CACHE.labels(_result)
 BREAKER_STATE = REGISTRY.gauge(
     "orderfast_circuit_breaker_state",
     "Circuit breaker state by dependency: 0 closed, 1 half-open (probing), 2 open (failing fast); the worst process",

@@ -15,6 +15,7 @@ from orderfast.domain.plans import Change, PaymentRecord, TransitionPlan, plan_c
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.services.errors import InvalidInputError, InvalidStateError, NotFoundError
+from orderfast.services.order_cache import OrderCache, OrderDocument
 from orderfast.services.payments import PaymentNotice
 from orderfast.store.base import FeedEvent, PaymentAlreadyRecorded, Store
 
@@ -37,10 +38,25 @@ class PaymentResult:
 
 
 class LifecycleService:
-    def __init__(self, store: Store, *, payment_timeout: float = 900.0, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        payment_timeout: float = 900.0,
+        clock: Clock = system_clock,
+        cache: OrderCache | None = None,
+    ) -> None:
         self._store = store
         self._timeout = timedelta(seconds=payment_timeout)
         self._clock = clock
+        self._cache = cache
+
+    async def _cached(self, orders: list[Order]) -> None:
+        """Changed orders' new documents into the shared cache, once committed (write-through:
+        the client that changed an order reads the change at once, from any instance)."""
+        if self._cache is not None:
+            for order in orders:
+                await self._cache.put(order.id, OrderDocument.of(order))
 
     def _plan(self, decide: Callable[[Order], Change]) -> Callable[[Order], TransitionPlan]:
         """What the store calls with the locked order: the decision, then every write it implies,
@@ -63,6 +79,7 @@ class LifecycleService:
         if applied is None:
             raise NotFoundError("order")
         _count(applied)
+        await self._cached([applied.after])
         return applied.after
 
     async def cancel(self, order_id: str, user_id: str, is_admin: bool) -> Order:
@@ -144,6 +161,7 @@ class LifecycleService:
         while True:
             expired = await self._store.expire_orders(cutoff, batch, self._plan(_expire))
             m.ORDERS_CANCELED.labels(CancelReason.EXPIRED.value).inc(len(expired))
+            await self._cached(expired)
             total += len(expired)
             if len(expired) < batch:
                 return total

@@ -8,6 +8,7 @@ processes, restarts and evictions.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from orderfast.domain.orders import (
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.services.errors import InvalidInputError, OutOfStockError
+from orderfast.services.order_cache import OrderCache, OrderDocument
 from orderfast.store.base import CouponExhausted, Created, Duplicate, IdempotencyRecord, NewOrder, Store
 
 CREATED = 201
@@ -45,11 +47,14 @@ class OrderService:
         catalog: _core.Catalog,
         idempotency: _core.IdempotencyMap,
         refresh_catalog: Callable[[], Awaitable[int]],
+        cache: OrderCache | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._idempotency = idempotency
         self._refresh_catalog = refresh_catalog
+        self._cache = cache
+        self._loading: dict[str, asyncio.Future[OrderDocument | None]] = {}
 
     async def _price(self, draft: _core.OrderDraft) -> _core.PricedOrder:
         try:
@@ -176,6 +181,36 @@ class OrderService:
         if not _core.is_order_id(order_id):
             return None
         return await self._store.get_order(order_id)
+
+    async def document(self, order_id: str) -> OrderDocument | None:
+        """An order as a read answers it: from the shared cache when there is one and it holds the
+        order; else from the store — one load per worker for a key many readers miss at once (the
+        others wait for it) — and then cached."""
+        cache = self._cache
+        if cache is None:
+            order = await self.get(order_id)
+            return None if order is None else OrderDocument.of(order)
+        if not _core.is_order_id(order_id):
+            return None
+        if (hit := await cache.get(order_id)) is not None:
+            return hit
+        if (loading := self._loading.get(order_id)) is not None:
+            return await asyncio.shield(loading)
+        loading = self._loading[order_id] = asyncio.get_running_loop().create_future()
+        try:
+            order = await self._store.get_order(order_id)
+            document = None if order is None else OrderDocument.of(order)
+            if document is not None:
+                await cache.put(order_id, document)
+        except BaseException as e:
+            loading.set_exception(e)
+            loading.exception()  # the waiters, if any, raise it; unawaited, it is not "never retrieved"
+            raise
+        else:
+            loading.set_result(document)
+            return document
+        finally:
+            del self._loading[order_id]
 
     async def list(self, customer_id: str, limit: int, before: str | None) -> list[Order]:
         return await self._store.list_orders(customer_id, limit, before)
