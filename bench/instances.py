@@ -147,9 +147,11 @@ def relay_drain(dsn: str, workdir: Path, seconds: float) -> dict[str, Any]:
         tree = [psutil.Process(proc.pid)]
         pg, rd = harness._postgres(), redis_server()
         c0, p0, r0 = harness._cpu(tree), harness._cpu(pg), harness._cpu(rd)
+        wal0 = wal_and_orders(dsn)[0]
         done0, t0 = outbox_counts(dsn)[0], time.monotonic()
         time.sleep(seconds)  # a fixed measurement window (a benchmark, not a test)
         done1, left = outbox_counts(dsn)
+        wal1 = wal_and_orders(dsn)[0]
         wall = time.monotonic() - t0
         c1, p1, r1 = harness._cpu(tree), harness._cpu(pg), harness._cpu(rd)
     finally:
@@ -167,6 +169,7 @@ def relay_drain(dsn: str, workdir: Path, seconds: float) -> dict[str, Any]:
         "backlog": backlog,
         "events_per_s": round(events / wall),
         "still_pending": left,
+        "wal_bytes_per_event": round((wal1 - wal0) / events),
         "cpu_us_per_event": {"relay": per_event(c0, c1), "postgres": per_event(p0, p1), "redis": per_event(r0, r1)},
     }
 
@@ -293,7 +296,8 @@ def markdown(r: dict[str, Any], command: str) -> str:
             "",
             f"One `orderfast relay` publishing the backlog the runs left ({rl['backlog']} events) to Redis Streams: "
             f"**{rl['events_per_s']} events/s**, CPU per event relay / PostgreSQL / Redis {cpu['relay']} / "
-            f"{cpu['postgres']} / {cpu['redis']} µs ({rl['still_pending']} still pending at the end of the window).",
+            f"{cpu['postgres']} / {cpu['redis']} µs, WAL {rl.get('wal_bytes_per_event', '?')} bytes per event "
+            f"({rl['still_pending']} still pending at the end of the window).",
         ]
     return "\n".join(out) + "\n"
 

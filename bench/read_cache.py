@@ -13,7 +13,13 @@ its server) clearly less than the database read, and only helps latency if a hit
 costs both plus the fill. The HTTP work around a read (~70-100 µs of the worker per request,
 ``bench/request_cost.py``) is the same either way.
 
-    python bench/read_cache.py            # ~1 minute
+Then the same question end to end (``--http``, on by default): orderfast with the cache off and on,
+alternating (Redis configured in both, for the shared rate limits; only the cache differs), wrk's
+``get`` (one order read by every connection: a hot order) and ``mix`` (60 % of it reads of that
+order) scenarios of ``bench/harness.py``, 64 connections.
+
+    python bench/read_cache.py            # ~4 minutes
+    python bench/read_cache.py --no-http  # the in-process rounds only, ~1 minute
 """
 
 from __future__ import annotations
@@ -109,16 +115,66 @@ async def rounds(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+HTTP_MODE = harness.Mode(
+    warmup=5,
+    duration=10,
+    runs=1,
+    connections=64,
+    scenarios=(("get", 3), ("mix", 3)),
+    fractions=(),
+    open_duration=0,
+)
+
+
+def http_rounds(dsn: str, rounds: int) -> dict[str, list[dict[str, Any]]]:
+    import tempfile
+
+    import httpx
+
+    from orderfast.http.auth import mint_token
+
+    token = mint_token(harness.SECRET, "bench-user", ttl=86_400)
+    # Redis in both (so both pay the shared rate limiter's call per request); only the cache differs.
+    variants = {
+        "cache off": {"ORDERFAST_REDIS_URL": REDIS_URL},
+        "cache on": {"ORDERFAST_REDIS_URL": REDIS_URL, "ORDERFAST_READ_CACHE": "true"},
+    }
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(rounds):
+            for name, env in variants.items():
+                extra = {**env, "ORDERFAST_RELAY_IN_PROCESS": "false"}
+                with harness.orderfast(dsn, Path(tmp) / f"{n}-{name}", **extra) as target:
+                    with httpx.Client(base_url=target.url, headers={"authorization": f"Bearer {token}"}) as c:
+                        first = c.post(
+                            "/v1/orders",
+                            json={"currency": "USD", "items": [{"sku": "W-00001", "quantity": 1}]},
+                            headers={"idempotency-key": f"read-cache-{n}-{name.replace(' ', '-')}"},
+                        )
+                        first.raise_for_status()
+                        order_id = first.json()["id"]
+                    result: dict[str, Any] = {}
+                    for scenario, lines in HTTP_MODE.scenarios:
+                        run = harness.closed_loop(HTTP_MODE, target, token, scenario, lines, order_id)
+                        result[scenario] = {**run, "cpu_us": harness._cpu_per_order(run)}
+                        print(f"  round {n + 1} {name} {scenario}: {harness._fmt(run)}", flush=True)
+                    out[name].append(result)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--http", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     report: dict[str, Any] = {"machine": harness.machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     with harness.prepared_database(f"orderfast_read_cache_{os.getpid()}") as (dsn, seeded):
         report["database"] = seeded
         report["rounds"] = asyncio.run(rounds(dsn, args))
+        if args.http:
+            report["http"] = http_rounds(dsn, 2)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = ROOT / "bench" / "results" / f"read-cache-{stamp}.json"
     path.write_text(json.dumps(report, indent=2))
