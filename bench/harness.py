@@ -318,6 +318,32 @@ def bare_granian() -> Any:
     return _granian_app("bare-granian", "bench.peers.bare_asgi:app", {})
 
 
+@contextmanager
+def haproxy(config: str, port: int) -> Iterator[psutil.Process]:
+    """HAProxy running ``config`` (which binds 127.0.0.1:``port``), once it answers ``/livez``
+    through it; its process, for its CPU (it shares the cores too). Stopped afterwards."""
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as cfg:
+        cfg.write(config)
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen(["haproxy", "-f", cfg.name, "-db"], stdout=quiet, stderr=quiet)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("haproxy did not start")
+            time.sleep(0.05)
+        yield psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        os.unlink(cfg.name)
+
+
 # -- CPU accounting ------------------------------------------------------------------------------
 
 

@@ -201,25 +201,8 @@ def balanced(dsn: str, workdir: Path, instances: int, workers: int) -> Iterator[
         servers = "\n".join(
             f"    server s{n} {m.url.removeprefix('http://')} maxconn 1000" for n, m in enumerate(members)
         )
-        cfg = workdir / f"haproxy-{instances}x{workers}.cfg"
-        cfg.write_text(HAPROXY.format(port=port, servers=servers))
-        quiet = subprocess.DEVNULL
-        proxy = subprocess.Popen(["haproxy", "-f", str(cfg), "-db"], stdout=quiet, stderr=quiet)
-        stack.callback(proxy.wait, 10)
-        stack.callback(proxy.terminate)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proxy.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("haproxy did not start")
-            time.sleep(0.05)
-        yield Group(
-            f"{instances}x{workers}", f"http://127.0.0.1:{port}", members[0].proc, members, [psutil.Process(proxy.pid)]
-        )
+        proxy = stack.enter_context(harness.haproxy(HAPROXY.format(port=port, servers=servers), port))
+        yield Group(f"{instances}x{workers}", f"http://127.0.0.1:{port}", members[0].proc, members, [proxy])
 
 
 def measure(configs: list[tuple[int, int]], mode: harness.Mode, relay_seconds: float) -> dict[str, Any]:

@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -152,26 +151,9 @@ def fronted(target: harness.Target, maxconn: int, queue_ms: int) -> Iterator[tup
     HAProxy's process (its CPU shares the cores too)."""
     port = harness.free_port()
     backend = target.url.rsplit(":", 1)[1]
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as cfg:
-        cfg.write(HAPROXY.format(queue_ms=queue_ms, port=port, backend=backend, maxconn=maxconn))
-    proc = subprocess.Popen(["haproxy", "-f", cfg.name, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("haproxy did not start")
-            time.sleep(0.05)
-        front = harness.Target(f"{target.name}+haproxy", f"http://127.0.0.1:{port}", target.proc)
-        yield front, psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        os.unlink(cfg.name)
+    config = HAPROXY.format(queue_ms=queue_ms, port=port, backend=backend, maxconn=maxconn)
+    with harness.haproxy(config, port) as proxy:
+        yield harness.Target(f"{target.name}+haproxy", f"http://127.0.0.1:{port}", target.proc), proxy
 
 
 class Sampler(threading.Thread):
