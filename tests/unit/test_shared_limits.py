@@ -4,6 +4,7 @@ documented behaviour when Redis is gone."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import pytest
@@ -104,3 +105,29 @@ async def test_the_breaker_stops_asking_an_absent_redis_and_probes_until_it_is_b
     finally:
         await shared.close()
         proxy.close()
+
+
+async def test_quotas_above_a_thousand_a_second_keep_their_rate(redis_url: str) -> None:
+    # A quota of 4000 a second refills a token every 250 µs. Counted in whole milliseconds, the
+    # shared limiter held every quota above 1000 a second to 1000 a second (and let its burst run
+    # that many *milliseconds* ahead, far past what the policy allows).
+    prefix = f"test-rl:{uuid.uuid4().hex[:8]}:"
+    client = aioredis.Redis.from_url(redis_url)
+    shared = SharedRateLimits(client, [("ip", 4000, 1.0, 4)], prefix=prefix)
+    try:
+        first = await shared.acquire(["10.0.0.1"])
+        assert first is not None and first[0] is not None and first[0].allowed
+        assert first[0].reset == pytest.approx(0.00025), "one token taken: full again in one refill"
+        # As fast as one connection asks: whatever the pace, more than a 1000-a-second limit
+        # (with its burst) could ever admit in that time gets through.
+        admitted, began = 0, time.monotonic()
+        for _ in range(400):
+            decision = await shared.acquire(["10.0.0.1"])
+            assert decision is not None and decision[0] is not None
+            admitted += decision[0].allowed
+            if not decision[0].allowed:
+                assert 0 < decision[0].retry_after <= 0.00025, "the next token comes within one refill"
+        elapsed_ms = (time.monotonic() - began) * 1000
+        assert admitted > 4 + 1.5 * elapsed_ms, (admitted, elapsed_ms)
+    finally:
+        await shared.close()
