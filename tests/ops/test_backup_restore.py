@@ -33,8 +33,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import unavailable
-from tests.ops.pgcluster import Cluster, Tools, Unavailable, query, wait_promoted, wait_until
+from tests.ops.pgcluster import Cluster, Tools, query, wait_promoted, wait_until
 from tests.ops.service import ORDER_BODY, PRODUCT, Attempt, Load, Service, cli, orderfast_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
@@ -79,15 +78,6 @@ class Restored:
     reconcile: subprocess.CompletedProcess[str]
     order_ids: set[str]
     seconds: dict[str, float]
-
-
-@pytest.fixture(scope="module")
-def tools() -> Iterator[Tools]:
-    try:
-        with Tools.workspace() as t:
-            yield t
-    except Unavailable as e:
-        unavailable(str(e))
 
 
 def _orderfast_db(cluster: Cluster, tools: Tools, database: str = "orderfast") -> dict[str, str]:

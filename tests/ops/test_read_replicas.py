@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import unavailable
-from tests.ops.pgcluster import Cluster, Tools, Unavailable, wait_until
+from tests.ops.pgcluster import Cluster, Tools, wait_until
 from tests.ops.service import Service, cli, orderfast_env, token
 
 MAX_LAG = 4.0  # ORDERFAST_READ_MAX_LAG for the drill: long enough to see a paused replica serve
@@ -53,15 +52,6 @@ class Replicated:
 
     def replay(self, paused: bool) -> None:
         self.replica.query(f"SELECT pg_wal_replay_{'pause' if paused else 'resume'}()", database="orderfast")
-
-
-@pytest.fixture(scope="module")
-def tools() -> Iterator[Tools]:
-    try:
-        with Tools.workspace() as t:
-            yield t
-    except Unavailable as e:
-        unavailable(str(e))
 
 
 @pytest.fixture(scope="module")
