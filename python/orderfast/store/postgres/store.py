@@ -304,9 +304,15 @@ class PostgresStore:
 
     async def _written(self, conn: asyncpg.Connection) -> None:
         """With read replicas: the primary's position after a write committed, for the client to
-        read its writes with (one round trip per write transaction, only then)."""
+        read its writes with (one round trip per write transaction, only then). The write has
+        committed whatever happens here, so a failure to read the position fails nothing: the
+        position just does not move (a single-row read that misses on a replica still asks the
+        primary)."""
         if self.reads is not None:
-            self.reads.note_written(await conn.fetchval("SELECT pg_current_wal_lsn()::text"))
+            try:
+                self.reads.note_written(await conn.fetchval("SELECT pg_current_wal_lsn()::text"))
+            except (*UNAVAILABLE, asyncpg.PostgresError):
+                pass
 
     def written_position(self) -> str | None:
         """The highest position this process's writes committed at (None without replicas)."""
