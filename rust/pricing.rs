@@ -81,6 +81,8 @@ struct Snapshot {
     /// SKU → the promotions naming it, rebuilt whenever promotions change.
     promotions_by_sku: FxHashMap<String, Vec<Arc<Promotion>>>,
     tax: TaxTable,
+    /// Coupons turned off (a feature flag): an order naming one is refused, whatever the code.
+    coupons_off: bool,
 }
 
 /// The catalog snapshot shared by every request of the process.
@@ -133,6 +135,12 @@ impl Catalog {
 
     pub fn set_tax(&self, tax: TaxTable) {
         self.write().tax = tax;
+    }
+
+    /// Coupons on (the default) or off: off, an order naming a coupon is refused
+    /// (`coupons_disabled`) before it is looked up.
+    pub fn set_coupons_enabled(&self, enabled: bool) {
+        self.write().coupons_off = !enabled;
     }
 
     pub fn remove(&self, sku: &str) -> bool {
@@ -201,6 +209,9 @@ impl Catalog {
         }
         let subtotal = checked_sum(lines.iter().map(|l| l.subtotal)).ok_or_else(total_overflow)?;
         if let Some(code) = &draft.coupon {
+            if snap.coupons_off {
+                return Err(coupon_error("coupons_disabled", "coupons are not accepted at the moment"));
+            }
             let coupon =
                 snap.coupons.get(code).ok_or_else(|| coupon_error("unknown_coupon", "no such coupon"))?;
             apply_coupon(coupon, &draft.currency, subtotal, &mut lines, now)?;

@@ -177,6 +177,21 @@ fn coupon_refusals_point_at_the_coupon() {
 }
 
 #[test]
+fn coupons_turned_off_refuse_any_coupon_and_nothing_else() {
+    let c = catalog();
+    c.upsert_coupons(vec![coupon("TEN", CouponKind::AmountOff(10))]);
+    assert!(c.price(&draft(&[("A", 1)], None, Some("TEN")), 0).is_ok());
+    c.set_coupons_enabled(false);
+    for code in ["TEN", "NOPE"] {
+        let refused = c.price(&draft(&[("A", 1)], None, Some(code)), 0).unwrap_err();
+        assert_eq!(codes(refused), vec!["coupons_disabled"]);
+    }
+    assert!(c.price(&draft(&[("A", 1)], None, None), 0).is_ok(), "orders without one go on");
+    c.set_coupons_enabled(true);
+    assert!(c.price(&draft(&[("A", 1)], None, Some("TEN")), 0).is_ok());
+}
+
+#[test]
 fn exclusive_tax_is_added_per_line_half_even() {
     let priced = catalog().price(&draft(&[("T", 1), ("R", 1), ("ONE", 1)], None, None), 0).unwrap();
     // 10.00 at 20 % = 2.00; 9.99 at 5.5 % = 0.54945 → 0.55; untaxed 1.00.

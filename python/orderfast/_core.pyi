@@ -189,6 +189,8 @@ class Catalog:
         expires_at_unix, max_redemptions, redemptions); exactly one of percent_off/amount_off."""
     def upsert_promotions(self, promotions: list[tuple[str, list[str], str, int, int | None, int | None]]) -> None:
         """Inserts or replaces (id, skus, percent_off, min_quantity, starts_at_unix, ends_at_unix)."""
+    def set_coupons_enabled(self, enabled: bool) -> None:
+        """Coupons on (the default) or off: off, an order naming a coupon is refused."""
     def set_tax(self, rates: dict[str, str], inclusive: bool) -> None:
         """Tax class → rate (percentage string); ``inclusive`` when prices include tax."""
     def remove(self, sku: str) -> bool: ...

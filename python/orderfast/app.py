@@ -131,6 +131,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
         await store.open()
         await catalog.refresh()
         tasks = [asyncio.create_task(catalog.refresh_forever(settings.catalog_refresh))]
+        if parts.flags is not None and settings.flags_file is not None:
+            tasks.append(asyncio.create_task(parts.flags.watch_forever()))
         if settings.sweep_interval > 0:
             tasks.append(asyncio.create_task(lifecycle.sweep_forever(settings.sweep_interval)))
         publisher = parts.relay_publisher()

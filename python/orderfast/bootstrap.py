@@ -26,6 +26,7 @@ from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.catalog import CatalogService
 from orderfast.services.cluster_limits import SharedRateLimits
 from orderfast.services.lifecycle import LifecycleService
+from orderfast.services.live_flags import LiveFlags
 from orderfast.services.order_cache import OrderCache
 from orderfast.services.orders import OrderService
 from orderfast.store import make_store
@@ -47,6 +48,7 @@ class Parts:
     shared_limits: SharedRateLimits | None
     body: BodyLimits
     order_cache: OrderCache | None = None
+    flags: LiveFlags | None = None
 
     def relay_publisher(self) -> RedisStreamsPublisher | None:
         """The publisher of the in-process relay, when this process runs one (by default exactly
@@ -77,6 +79,24 @@ def _resident_memory() -> list[tuple[tuple[str, ...], float]]:
     return [((str(os.getpid()),), resident_pages * _PAGE)]
 
 
+def live_flags(settings: Settings, catalog: _core.Catalog, shared: SharedRateLimits | None) -> LiveFlags:
+    """The feature flags (``ORDERFAST_FLAGS_FILE``), applied now and whenever the file changes."""
+    from orderfast.config import Flags
+
+    def apply(flags: Flags) -> None:
+        catalog.set_coupons_enabled(flags.coupons)
+        fail_closed = flags.ratelimit_fail_closed
+        if fail_closed is None:
+            fail_closed = not settings.ratelimit_fail_open
+        if shared is not None:
+            shared.set_fail_open(not fail_closed)
+        effective[:] = [(("coupons",), float(flags.coupons)), (("ratelimit_fail_closed",), float(fail_closed))]
+
+    effective: list[tuple[tuple[str, ...], float]] = []
+    m.FEATURE_FLAG.read = lambda: list(effective)
+    return LiveFlags(settings.flags_file, apply)
+
+
 def build(settings: Settings) -> Parts:
     deadline.configure(settings.request_timeout)
     store = make_store(settings)
@@ -100,6 +120,7 @@ def build(settings: Settings) -> Parts:
             fail_open=settings.ratelimit_fail_open,
             breaker=Breaker("redis-ratelimit", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
         )
+    flags = live_flags(settings, core_catalog, shared_limits)
     order_cache = None
     if settings.read_cache and settings.redis_url is not None:
         import redis.asyncio as aioredis
@@ -121,6 +142,7 @@ def build(settings: Settings) -> Parts:
         shared_limits=shared_limits,
         body=BodyLimits(settings.max_body_bytes, settings.body_timeout, BodyDeadlines()),
         order_cache=order_cache,
+        flags=flags,
     )
 
 

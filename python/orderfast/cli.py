@@ -453,6 +453,11 @@ def _config(settings: Settings, args: argparse.Namespace) -> None:
         print(docs_table(), end="")
         return
     rows = describe(settings)
+    from orderfast.config import Flags, load_flags
+
+    flags = load_flags(settings.flags_file) if settings.flags_file is not None else Flags()
+    source = "flags file" if settings.flags_file is not None else "default"
+    rows += [(f"flag {name}", value, source) for name, value in flags.shown().items()]
     width = max(len(name) for name, _, _ in rows)
     for name, value, source in rows:
         print(f"{name:{width}}  {value}  ({source})")

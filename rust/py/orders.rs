@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyList};
 use super::exceptions::{price_changed, validation_error};
 use std::collections::HashMap;
 
+use crate::errors::FieldError;
 use crate::money::Percent;
 use crate::pricing::{self, PricingError, Product};
 use crate::promotions::{Coupon, CouponKind, Promotion, TaxTable};
@@ -252,6 +253,11 @@ impl Catalog {
         Ok(())
     }
 
+    /// Coupons on or off (a feature flag): off, an order naming a coupon is refused.
+    fn set_coupons_enabled(&self, enabled: bool) {
+        self.inner.set_coupons_enabled(enabled);
+    }
+
     /// Inserts or replaces coupons: (code, currency, percent_off, amount_off, min_subtotal, skus,
     /// expires_at, max_redemptions, redemptions), exactly one of percent_off / amount_off set.
     fn upsert_coupons(&self, coupons: Vec<CouponRow>) -> PyResult<()> {
@@ -342,7 +348,9 @@ impl Catalog {
         };
         match self.inner.price(&draft, now.unwrap_or_else(unix_now)) {
             Ok(priced) => Ok(PyBytes::new(py, &render::quote_json(&priced))),
-            Err(PricingError::Invalid(errors)) => Err(validation_error(py, &errors, false, true)),
+            Err(PricingError::Invalid(errors)) => {
+                Err(validation_error(py, &errors, false, by_catalog(&errors)))
+            }
             Err(PricingError::PriceChanged { expected, actual }) => {
                 Err(price_changed(py, &draft.currency, expected, actual))
             }
@@ -355,12 +363,20 @@ impl Catalog {
         let now = now.unwrap_or_else(unix_now);
         match self.inner.price(&draft.inner, now) {
             Ok(inner) => Ok(PricedOrder { inner }),
-            Err(PricingError::Invalid(errors)) => Err(validation_error(py, &errors, false, true)),
+            Err(PricingError::Invalid(errors)) => {
+                Err(validation_error(py, &errors, false, by_catalog(&errors)))
+            }
             Err(PricingError::PriceChanged { expected, actual }) => {
                 Err(price_changed(py, &draft.inner.currency, expected, actual))
             }
         }
     }
+}
+
+/// Whether a newer catalog could change the answer (worth one catch-up refresh before refusing):
+/// not when coupons are turned off, which no refresh changes.
+fn by_catalog(errors: &[FieldError]) -> bool {
+    errors.iter().any(|e| e.code != "coupons_disabled")
 }
 
 fn unix_now() -> i64 {

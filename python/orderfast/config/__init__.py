@@ -3,6 +3,7 @@
 Secrets are held in :class:`Secret` so that no repr, log line or settings dump shows them.
 """
 
+from orderfast.config.flags import Flags, load_flags
 from orderfast.config.ratelimits import POLICY_KEYS, RatePolicy, RateQuota, load_rate_policies
 from orderfast.config.settings import ENV_PREFIX, Settings, describe, docs_table
 from orderfast.config.values import ConfigError, Secret
@@ -11,11 +12,13 @@ __all__ = [
     "ENV_PREFIX",
     "POLICY_KEYS",
     "ConfigError",
+    "Flags",
     "RatePolicy",
     "RateQuota",
     "Secret",
     "Settings",
     "describe",
     "docs_table",
+    "load_flags",
     "load_rate_policies",
 ]

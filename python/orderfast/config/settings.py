@@ -367,6 +367,14 @@ class Settings:
     stream_prefix: str = setting(
         "orderfast:events:", env="STREAM_PREFIX", parse=v.text, doc="stream names: the prefix, then the event type"
     )
+    flags_file: Path | None = setting(
+        env="FLAGS_FILE",
+        parse=v.path,
+        default_doc="none",
+        doc="feature flags (TOML: `coupons`, `ratelimit_fail_closed`), read again by every worker within a "
+        "second of a change; a bad new file is refused and logged, the flags in force kept (see Operations → "
+        "Feature flags)",
+    )
     read_cache: bool = setting(
         False,
         env="READ_CACHE",

@@ -108,6 +108,17 @@ READ_CACHE = REGISTRY.counter(
 )
 for _result in ("hit", "miss", "error"):  # exported from the start, at 0 (cache or not)
     READ_CACHE.labels(_result)
+FEATURE_FLAG = REGISTRY.gauge(
+    "orderfast_feature_flag",
+    "Feature flags in force (ORDERFAST_FLAGS_FILE), 1 on, 0 off; the highest over the processes",
+    ("flag",),
+    merge="max",
+)
+FLAG_RELOADS = REGISTRY.counter(
+    "orderfast_feature_flag_reloads",
+    "Changed flags files read by a worker, by result: applied, or refused (bad file; the old flags kept)",
+    ("result",),
+)
 BREAKER_STATE = REGISTRY.gauge(
     "orderfast_circuit_breaker_state",
     "Circuit breaker state by dependency: 0 closed, 1 half-open (probing), 2 open (failing fast); the worst process",

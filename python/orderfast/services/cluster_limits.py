@@ -138,6 +138,10 @@ class SharedRateLimits:
             decisions[i] = SharedDecision(self._names[i], bool(allowed), remaining, reset_us / 1e6, retry_us / 1e6)
         return decisions
 
+    def set_fail_open(self, fail_open: bool) -> None:
+        """Open (per-worker limits alone) or closed (503) while Redis is unreachable (a flag)."""
+        self._fail_open = fail_open
+
     def _unreachable(self, why: str) -> None:
         """Fails closed (raises) or open (returns: the caller lets the request through)."""
         if not self._down:
