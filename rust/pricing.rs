@@ -143,6 +143,14 @@ impl Catalog {
         self.write().coupons_off = !enabled;
     }
 
+    /// The tax classes the products of the snapshot name, sorted (a new tax table must keep them).
+    pub fn tax_classes(&self) -> Vec<String> {
+        let snap = self.read();
+        let classes: std::collections::BTreeSet<&str> =
+            snap.products.values().filter_map(|p| p.tax_class.as_deref()).collect();
+        classes.into_iter().map(str::to_owned).collect()
+    }
+
     pub fn remove(&self, sku: &str) -> bool {
         self.write().products.remove(sku).is_some()
     }

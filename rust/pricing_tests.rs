@@ -268,3 +268,11 @@ fn upsert_replaces_and_remove_forgets() {
     assert!(c.remove("A"));
     assert!(c.get("A").is_none());
 }
+
+#[test]
+fn the_tax_classes_in_use_are_those_products_name() {
+    let c = catalog();
+    assert_eq!(c.tax_classes(), vec!["reduced".to_string(), "standard".to_string()]);
+    c.remove("R");
+    assert_eq!(c.tax_classes(), vec!["standard".to_string()]);
+}

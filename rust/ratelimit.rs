@@ -124,6 +124,19 @@ impl RateLimiter {
         }
     }
 
+    /// Takes over the keys of `other` (a limiter this one replaces) whose buckets are not full at
+    /// `now_ns`: a client that spent its burst before a reload has not got it back after. The TATs
+    /// are times, so they keep their meaning under a new quota or burst.
+    pub fn adopt(&self, other: &RateLimiter, now_ns: u64) {
+        for shard in other.shards.iter() {
+            let theirs = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, &tat) in theirs.iter().filter(|(_, &t)| t > now_ns) {
+                let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+                self.store(&mut map, key, tat, now_ns);
+            }
+        }
+    }
+
     /// Keys currently held (for tests and metrics).
     pub fn key_count(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len()).sum()
@@ -149,6 +162,16 @@ impl PolicySet {
 
     pub fn get(&self, index: usize) -> Option<&RateLimiter> {
         self.policies.get(index).map(|(_, l)| l)
+    }
+
+    /// The keys' state of every policy of `old` with the same name as one of these is carried over
+    /// (see [`RateLimiter::adopt`]); policies new here start with full buckets.
+    pub fn adopt(&self, old: &PolicySet, now_ns: u64) {
+        for (name, limiter) in &self.policies {
+            if let Some((_, before)) = old.policies.iter().find(|(n, _)| n == name) {
+                limiter.adopt(before, now_ns);
+            }
+        }
     }
 
     /// One decision per policy (`None` where the request has no key for it). Shards are locked
@@ -181,6 +204,25 @@ mod tests {
     use super::*;
 
     const SEC: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_replacing_set_keeps_what_clients_spent_under_the_same_names() {
+        let limiter = |quota| RateLimiter::new(quota, SEC, quota, 1000).unwrap();
+        let old = PolicySet::new(vec![("user".into(), limiter(2)), ("gone".into(), limiter(2))]);
+        assert!(old.acquire(&[Some("u"), Some("u")], 1, 0).iter().flatten().all(|d| d.allowed));
+        // The client is 0.5 s ahead (one token at 2/s). Under 10/s with a burst of 10 that is 5
+        // tokens spent: the next request leaves 4, not the 9 of a fresh bucket.
+        let new = PolicySet::new(vec![("user".into(), limiter(10)), ("fresh".into(), limiter(1))]);
+        new.adopt(&old, 0);
+        let first = new.get(0).unwrap().acquire("u", 1, 0);
+        assert!(first.allowed);
+        assert_eq!(first.remaining, 4);
+        assert_eq!(new.get(1).unwrap().key_count(), 0, "a new policy starts empty");
+        // A key whose bucket has refilled by the reload is not carried (nothing to carry).
+        let later = PolicySet::new(vec![("user".into(), limiter(10))]);
+        later.adopt(&new, 10 * SEC);
+        assert_eq!(later.get(0).unwrap().key_count(), 0);
+    }
 
     #[test]
     fn admits_a_burst_then_the_steady_rate() {

@@ -193,6 +193,8 @@ class Catalog:
         """Coupons on (the default) or off: off, an order naming a coupon is refused."""
     def set_tax(self, rates: dict[str, str], inclusive: bool) -> None:
         """Tax class → rate (percentage string); ``inclusive`` when prices include tax."""
+    def tax_classes(self) -> list[str]:
+        """The tax classes the products name, sorted (a new tax table must keep them)."""
     def remove(self, sku: str) -> bool: ...
     def __len__(self) -> int: ...
     def __contains__(self, sku: str, /) -> bool: ...
@@ -250,6 +252,9 @@ class RateLimitPolicies:
         """``policies``: (name, quota, period_seconds, burst) each."""
     @property
     def names(self) -> list[str]: ...
+    def adopt(self, old: RateLimitPolicies, now_ns: int | None = None) -> None:
+        """Carries over what clients have spent under ``old`` (the set these replace on a reload)
+        for every policy of the same name; a new name starts with full buckets."""
     def acquire(self, keys: list[str | None], cost: int = 1, now_ns: int | None = None) -> list[RateDecision | None]:
         """One decision per policy, None where ``keys`` has None (the policy does not apply)."""
 

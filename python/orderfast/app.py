@@ -131,8 +131,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
         await store.open()
         await catalog.refresh()
         tasks = [asyncio.create_task(catalog.refresh_forever(settings.catalog_refresh))]
-        if parts.flags is not None and settings.flags_file is not None:
-            tasks.append(asyncio.create_task(parts.flags.watch_forever()))
+        if live.files:
+            tasks.append(asyncio.create_task(live.watch_forever()))
         if settings.sweep_interval > 0:
             tasks.append(asyncio.create_task(lifecycle.sweep_forever(settings.sweep_interval)))
         publisher = parts.relay_publisher()
@@ -176,19 +176,20 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
         *health.routes(),
         *CatalogEndpoints(catalog, body).routes(),
         *ApiKeyEndpoints(parts.api_keys, body).routes(),
-        *OpenApiEndpoints(tuple(settings.tax_rates)).routes(),
+        *OpenApiEndpoints(lambda: tuple(catalog.tax_rates)).routes(),
         *LifecycleEndpoints(lifecycle, [s.reveal() for s in settings.webhook_secrets], body).routes(),
     ]
     if settings.metrics and settings.metrics_port is None:
         routes += MetricsEndpoint(settings.metrics_dir).routes()
-    _check_policy_routes(parts.policies, routes)
+    _check_policy_routes(parts.limits.current.policies, routes)
+    live = parts.live_config(lambda policies: _check_policy_routes(policies, routes))
     app = OrderfastApp(
         routes=routes,
         middleware=[
             Middleware(
                 V1Guard,
                 verifier=parts.verifier,
-                policies=parts.policies,
+                limits=parts.limits,
                 trusted_proxies=settings.trusted_proxies,
                 api_keys=parts.api_keys,
                 shared=parts.shared_limits,

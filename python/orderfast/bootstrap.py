@@ -10,13 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from orderfast import _core
-from orderfast.config import ConfigError, Settings
+from orderfast.config import (
+    ConfigError,
+    Flags,
+    RatePolicy,
+    Settings,
+    load_flags,
+    load_rate_policies,
+    load_tax_table,
+)
 from orderfast.http.auth import TokenVerifier, load_public_keys
-from orderfast.http.guard import RoutePolicies
+from orderfast.http.guard import LiveRateLimits, RoutePolicies
 from orderfast.http.request import BodyDeadlines, BodyLimits
 from orderfast.observability import instruments as m
 from orderfast.outbox.publisher import RedisStreamsPublisher
@@ -26,7 +36,7 @@ from orderfast.services.api_keys import ApiKeyService
 from orderfast.services.catalog import CatalogService
 from orderfast.services.cluster_limits import SharedRateLimits
 from orderfast.services.lifecycle import LifecycleService
-from orderfast.services.live_flags import LiveFlags
+from orderfast.services.live_config import LiveConfig, LiveFile
 from orderfast.services.order_cache import OrderCache
 from orderfast.services.orders import OrderService
 from orderfast.store import make_store
@@ -44,11 +54,30 @@ class Parts:
     lifecycle: LifecycleService
     api_keys: ApiKeyService
     verifier: TokenVerifier
-    policies: RoutePolicies
+    limits: LiveRateLimits
     shared_limits: SharedRateLimits | None
     body: BodyLimits
     order_cache: OrderCache | None = None
-    flags: LiveFlags | None = None
+    flags: LiveFile[Flags] | None = None
+    taxes: LiveFile[dict[str, str]] | None = None
+
+    def live_config(self, check_routes: Callable[[RoutePolicies], None]) -> LiveConfig:
+        """The files every worker reads again when they change (flags, tax table, rate-limit
+        policies); ``check_routes`` refuses policies that name no route the app serves."""
+        files: list[LiveFile[Any]] = [f for f in (self.flags, self.taxes) if f is not None]
+        source = self.settings.ratelimit_file
+        if source is not None:
+            settings, limits = self.settings, self.limits
+
+            def load(path: Path) -> RoutePolicies:
+                policies = route_policies(settings, load_rate_policies(path))
+                check_routes(policies)
+                return policies
+
+            files.append(
+                LiveFile("ratelimits", source.path, limits.current.policies, load, limits.replace, _policy_names)
+            )
+        return LiveConfig(files)
 
     def relay_publisher(self) -> RedisStreamsPublisher | None:
         """The publisher of the in-process relay, when this process runs one (by default exactly
@@ -79,9 +108,10 @@ def _resident_memory() -> list[tuple[tuple[str, ...], float]]:
     return [((str(os.getpid()),), resident_pages * _PAGE)]
 
 
-def live_flags(settings: Settings, catalog: _core.Catalog, shared: SharedRateLimits | None) -> LiveFlags:
-    """The feature flags (``ORDERFAST_FLAGS_FILE``), applied now and whenever the file changes."""
-    from orderfast.config import Flags
+def feature_flags(
+    settings: Settings, catalog: _core.Catalog, shared: SharedRateLimits | None
+) -> LiveFile[Flags] | None:
+    """The feature flags (``ORDERFAST_FLAGS_FILE``), applied now; the file to watch, if there is one."""
 
     def apply(flags: Flags) -> None:
         catalog.set_coupons_enabled(flags.coupons)
@@ -94,22 +124,61 @@ def live_flags(settings: Settings, catalog: _core.Catalog, shared: SharedRateLim
 
     effective: list[tuple[tuple[str, ...], float]] = []
     m.FEATURE_FLAG.read = lambda: list(effective)
-    return LiveFlags(settings.flags_file, apply)
+    path = settings.flags_file
+    flags = load_flags(path) if path is not None else Flags()
+    apply(flags)
+    return None if path is None else LiveFile("flags", path, flags, load_flags, apply, _flag_values)
+
+
+def _flag_values(flags: Flags) -> str:
+    return ", ".join(f"{name}={value}" for name, value in flags.shown().items())
+
+
+def _policy_names(policies: RoutePolicies) -> str:
+    return "policies " + ", ".join(policies.names)
+
+
+def tax_table(settings: Settings, core: _core.Catalog, catalog: CatalogService) -> LiveFile[dict[str, str]] | None:
+    """The tax table (``ORDERFAST_TAX_RATES`` or ``ORDERFAST_TAX_FILE``), set now; the file to watch,
+    if there is one. A new table must keep every class a product names: a product whose class has
+    gone would price untaxed without a word."""
+
+    def apply(rates: dict[str, str]) -> None:
+        core.set_tax(rates, settings.tax_inclusive)
+        catalog.tax_rates = dict(rates)
+
+    def load(path: Path) -> dict[str, str]:
+        rates = load_tax_table(path)
+        missing = [c for c in core.tax_classes() if c not in rates]
+        if missing:
+            raise ConfigError(
+                f"ORDERFAST_TAX_FILE ({path}): products still name the tax class {', '.join(missing)}; "
+                "keep it, or move those products to another class first"
+            )
+        return rates
+
+    apply(settings.taxes)
+    source = settings.tax_file
+    return None if source is None else LiveFile("taxes", source.path, dict(source.rates), load, apply, _rates)
+
+
+def _rates(rates: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}%" for k, v in rates.items()) or "no tax classes"
 
 
 def build(settings: Settings) -> Parts:
     deadline.configure(settings.request_timeout)
     store = make_store(settings)
     core_catalog = _core.Catalog()
-    core_catalog.set_tax(settings.tax_rates, settings.tax_inclusive)
     idempotency = _core.IdempotencyMap(
         ttl=settings.idempotency_ttl,
         capacity=settings.idempotency_capacity,
         max_bytes=settings.idempotency_max_bytes,
     )
-    catalog = CatalogService(store, core_catalog, settings.tax_rates)
+    catalog = CatalogService(store, core_catalog)
+    taxes = tax_table(settings, core_catalog, catalog)
     _read_gauges(store, catalog, idempotency)
-    policies = route_policies(settings)
+    policies = route_policies(settings, settings.ratelimit_policies)
     shared_limits = None
     if settings.redis_url is not None:
         import redis.asyncio as aioredis  # here: ~130 ms of import a server without Redis does not pay
@@ -120,7 +189,7 @@ def build(settings: Settings) -> Parts:
             fail_open=settings.ratelimit_fail_open,
             breaker=Breaker("redis-ratelimit", failures=settings.breaker_failures, cooldown=settings.breaker_cooldown),
         )
-    flags = live_flags(settings, core_catalog, shared_limits)
+    flags = feature_flags(settings, core_catalog, shared_limits)
     order_cache = None
     if settings.read_cache and settings.redis_url is not None:
         import redis.asyncio as aioredis
@@ -138,24 +207,23 @@ def build(settings: Settings) -> Parts:
         lifecycle=LifecycleService(store, payment_timeout=settings.payment_timeout, cache=order_cache),
         api_keys=ApiKeyService(store),
         verifier=token_verifier(settings),
-        policies=policies,
+        limits=LiveRateLimits(policies),
         shared_limits=shared_limits,
         body=BodyLimits(settings.max_body_bytes, settings.body_timeout, BodyDeadlines()),
         order_cache=order_cache,
         flags=flags,
+        taxes=taxes,
     )
 
 
-def route_policies(settings: Settings) -> RoutePolicies:
+def route_policies(settings: Settings, finer: Sequence[RatePolicy]) -> RoutePolicies:
+    """The defaults (``user``, ``ip``) and the ``finer`` policies of the rate-limit file."""
     user, ip = settings.ratelimit_user, settings.ratelimit_ip
     return RoutePolicies(
         [
             ("user", "user", user.quota, user.period, user.burst, ()),
             ("ip", "ip", ip.quota, ip.period, ip.burst, ()),
-            *(
-                (p.name, p.key, p.quota.quota, p.quota.period, p.quota.burst, p.routes)
-                for p in settings.ratelimit_policies
-            ),
+            *((p.name, p.key, p.quota.quota, p.quota.period, p.quota.burst, p.routes) for p in finer),
         ]
     )
 

@@ -327,6 +327,11 @@ impl Catalog {
         Ok(())
     }
 
+    /// The tax classes the products name, sorted.
+    fn tax_classes(&self) -> Vec<String> {
+        self.inner.tax_classes()
+    }
+
     fn remove(&self, sku: &str) -> bool {
         self.inner.remove(sku)
     }

@@ -121,6 +121,13 @@ impl RateLimitPolicies {
         self.names.clone()
     }
 
+    /// Carries over what clients have spent under `old` (the set these policies replace on a
+    /// reload) for every policy of the same name; a new name starts with full buckets.
+    #[pyo3(signature = (old, now_ns = None))]
+    fn adopt(&self, old: &RateLimitPolicies, now_ns: Option<u64>) {
+        self.inner.adopt(&old.inner, now_ns.unwrap_or_else(clock::now_ns));
+    }
+
     /// One decision per policy, `None` where `keys` has None; tokens are taken only if every
     /// decision allows.
     #[pyo3(signature = (keys, cost = 1, now_ns = None))]

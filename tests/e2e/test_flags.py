@@ -83,7 +83,7 @@ def test_a_changed_flags_file_reaches_every_worker_without_dropping_a_request(fl
         write(flags, "coupons = false\n")
         until(lambda: coupon_quotes(server) == {422}, "every worker refuses coupons")
         assert metric(server, "orderfast_feature_flag", 'flag="coupons"') == 0.0
-        refused_before = metric(server, "orderfast_feature_flag_reloads_total", 'result="refused"')
+        refused_before = metric(server, "orderfast_config_reloads_total", 'file="flags",result="refused"')
         # A bad file: refused, logged, and the flags in force kept.
         write(flags, 'coupons = "no"\n')
         until(
@@ -91,7 +91,7 @@ def test_a_changed_flags_file_reaches_every_worker_without_dropping_a_request(fl
             "each worker says why it refused the file",
         )
         assert coupon_quotes(server) == {422}, "the old flags stay in force"
-        assert metric(server, "orderfast_feature_flag_reloads_total", 'result="refused"') >= refused_before + 1
+        assert metric(server, "orderfast_config_reloads_total", 'file="flags",result="refused"') >= refused_before + 1
         write(flags, "coupons = true\n")
         until(lambda: coupon_quotes(server) == {200}, "coupons back on every worker")
     finally:

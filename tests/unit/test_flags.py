@@ -51,7 +51,8 @@ async def test_the_fail_closed_flag_overrides_the_setting_and_comes_back_off(tmp
     dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.25)
     shared = SharedRateLimits(dead, [("user", 10, 1.0, 10)])
     catalog = _core.Catalog()
-    live = bootstrap.live_flags(settings, catalog, shared)
+    live = bootstrap.feature_flags(settings, catalog, shared)
+    assert live is not None
     try:
         with pytest.raises(RateLimiterUnavailable):
             await shared.acquire(["u"])

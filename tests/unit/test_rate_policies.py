@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orderfast.app import create_app
-from orderfast.config import ConfigError, RatePolicy, RateQuota, Secret, Settings, load_rate_policies
+from orderfast.config import ConfigError, PolicyFile, RatePolicy, RateQuota, Secret, Settings, load_rate_policies
 from orderfast.http.guard import RoutePolicies
 
 POLICIES = """
@@ -100,9 +100,10 @@ def test_refused_credentials_are_charged_to_the_ip_default_only(tmp_path: Path) 
 def test_a_policy_that_names_no_route_refuses_to_start(tmp_path: Path) -> None:
     typo = RatePolicy("checkout", "user", RateQuota(1, 1.0, 1), (("POST", "/v1/order"),))
     with pytest.raises(ConfigError, match="'checkout' names no route"):
-        create_app(Settings(data_dir=tmp_path, jwt_secret=SECRET, ratelimit_policies=(typo,)))
+        create_app(Settings(data_dir=tmp_path, jwt_secret=SECRET, ratelimit_file=PolicyFile(tmp_path, (typo,))))
     fine = RatePolicy("checkout", "user", RateQuota(1, 1.0, 1), (("POST", "/v1/orders/*/cancel"),))
-    assert create_app(Settings(data_dir=tmp_path, jwt_secret=SECRET, ratelimit_policies=(fine,))) is not None
+    fine_file = PolicyFile(tmp_path, (fine,))
+    assert create_app(Settings(data_dir=tmp_path, jwt_secret=SECRET, ratelimit_file=fine_file)) is not None
 
 
 def test_building_the_app_writes_nothing(tmp_path: Path) -> None:

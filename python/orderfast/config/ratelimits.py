@@ -50,6 +50,17 @@ class RatePolicy:
     routes: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """``ORDERFAST_RATELIMIT_FILE``: where the policies came from (read again on a change) and what it held."""
+
+    path: Path
+    policies: tuple[RatePolicy, ...]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({', '.join(p.name for p in self.policies) or 'no policies'})"
+
+
 def load_rate_policies(path: Path) -> tuple[RatePolicy, ...]:
     """Read the finer policies from a TOML file (``ORDERFAST_RATELIMIT_FILE``)::
 

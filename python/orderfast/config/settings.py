@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from orderfast.config import values as v
-from orderfast.config.ratelimits import RatePolicy, RateQuota, load_rate_policies
+from orderfast.config.ratelimits import PolicyFile, RatePolicy, RateQuota, load_rate_policies
+from orderfast.config.taxes import TaxFile, load_tax_table
 from orderfast.config.values import ConfigError, Secret
 
 ENV_PREFIX = "ORDERFAST_"
@@ -51,8 +52,12 @@ def _quota(value: str, name: str) -> RateQuota:
     return RateQuota.parse(value, None, name)
 
 
-def _policies(value: str, name: str) -> tuple[RatePolicy, ...]:
-    return load_rate_policies(Path(value))
+def _policies(value: str, name: str) -> PolicyFile:
+    return PolicyFile(Path(value), load_rate_policies(Path(value)))
+
+
+def _tax_file(value: str, name: str) -> TaxFile:
+    return TaxFile(Path(value), load_tax_table(Path(value)))
 
 
 def _failure_mode(value: str, name: str) -> bool:
@@ -203,12 +208,13 @@ class Settings:
     ratelimit_ip_burst: int | None = setting(
         env="RATELIMIT_IP_BURST", parse=v.integer(1), default_doc="2 × quota", doc="the per-address bucket size"
     )
-    ratelimit_policies: tuple[RatePolicy, ...] = setting(
-        (),
+    ratelimit_file: PolicyFile | None = setting(
         env="RATELIMIT_FILE",
         parse=_policies,
         default_doc="none",
-        doc="a TOML file of finer policies per route group (see Operations → Rate limits)",
+        doc="a TOML file of finer policies per route group (see Operations → Rate limits), read again by "
+        "every worker within a second of a change; a bad new file is refused and logged, the policies in "
+        "force kept",
     )
     ratelimit_fail_open: bool = setting(
         True,
@@ -308,6 +314,14 @@ class Settings:
         default_doc="none",
         doc="tax classes, e.g. `standard=20,reduced=5.5` (percent, exact)",
     )
+    tax_file: TaxFile | None = setting(
+        env="TAX_FILE",
+        parse=_tax_file,
+        default_doc="none",
+        doc='the tax classes from a TOML file instead (`standard = "20"`), read again by every worker '
+        "within a second of a change; a bad new table, or one without a class products use, is refused "
+        "and logged, the table in force kept",
+    )
     tax_inclusive: bool = setting(
         False, env="TAX_INCLUSIVE", parse=v.boolean, doc="`true` when catalog prices include tax"
     )
@@ -373,7 +387,7 @@ class Settings:
         default_doc="none",
         doc="feature flags (TOML: `coupons`, `ratelimit_fail_closed`), read again by every worker within a "
         "second of a change; a bad new file is refused and logged, the flags in force kept (see Operations → "
-        "Feature flags)",
+        "Live configuration)",
     )
     read_cache: bool = setting(
         False,
@@ -420,12 +434,24 @@ class Settings:
             raise ConfigError("ORDERFAST_DATABASE_READ_URL needs ORDERFAST_DATABASE_URL (its primary)")
         if self.read_cache and self.redis_url is None:
             raise ConfigError("ORDERFAST_READ_CACHE needs ORDERFAST_REDIS_URL")
+        if self.tax_rates and self.tax_file is not None:
+            raise ConfigError("set ORDERFAST_TAX_RATES or ORDERFAST_TAX_FILE, not both")
         changes: dict[str, Any] = {}
         if self.ratelimit_user_burst is not None:
             changes["ratelimit_user"] = dataclasses.replace(self.ratelimit_user, burst=self.ratelimit_user_burst)
         if self.ratelimit_ip_burst is not None:
             changes["ratelimit_ip"] = dataclasses.replace(self.ratelimit_ip, burst=self.ratelimit_ip_burst)
         return dataclasses.replace(self, **changes) if changes else self
+
+    @property
+    def ratelimit_policies(self) -> tuple[RatePolicy, ...]:
+        """The finer policies at start (the file's; none without one)."""
+        return self.ratelimit_file.policies if self.ratelimit_file is not None else ()
+
+    @property
+    def taxes(self) -> dict[str, str]:
+        """The tax table at start: the file's, or ORDERFAST_TAX_RATES."""
+        return dict(self.tax_file.rates) if self.tax_file is not None else self.tax_rates
 
     @property
     def sqlite_path(self) -> Path:
@@ -471,7 +497,7 @@ class Settings:
         environment leaves unset — the demo tax table, and a payment webhook secret generated once in
         the data directory (``dev_webhook_secret_path``) so a local payment can be signed."""
         changes: dict[str, Any] = {}
-        if not self.tax_rates:
+        if not self.tax_rates and self.tax_file is None:
             changes["tax_rates"] = dict(DEMO_TAX_RATES)
         if not self.webhook_secrets:
             changes["webhook_secrets"] = (_development_secret(self.dev_webhook_secret_path),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
@@ -87,16 +87,21 @@ class OpenApiEndpoints:
     at start-up: importing and building it took ~20 ms of every start (twice: in the serving
     process's pre-flight check and in each worker), for pages a worker may never serve."""
 
-    def __init__(self, tax_classes: Sequence[str] = ()) -> None:
-        self._tax_classes = tuple(tax_classes)
+    def __init__(self, tax_classes: Callable[[], Sequence[str]] = tuple) -> None:
+        """``tax_classes``: the classes in force (the table may be reloaded: the contract follows)."""
+        self._tax_classes = tax_classes
+        self._built: tuple[tuple[str, ...], bytes, str] | None = None
         self._static = swagger_static()  # checked now: a missing wheel is a start-up error
 
-    @functools.cached_property
+    @property
     def _contract(self) -> tuple[bytes, str]:
-        from orderfast.http import openapi
+        classes = tuple(sorted(self._tax_classes()))
+        if self._built is None or self._built[0] != classes:
+            from orderfast.http import openapi
 
-        doc = openapi.spec(self._tax_classes)
-        return orjson.dumps(doc), openapi._docs_html(doc)
+            doc = openapi.spec(classes)
+            self._built = (classes, orjson.dumps(doc), openapi._docs_html(doc))
+        return self._built[1], self._built[2]
 
     @functools.cached_property
     def _assets(self) -> dict[str, tuple[bytes, str]]:

@@ -22,7 +22,7 @@ from orderfast.http.security import RESPONSE_FIELDS
 from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.services.api_keys import ApiKeyService
-from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits
+from orderfast.services.cluster_limits import RateLimiterUnavailable, SharedRateLimits, SharedShape
 from orderfast.services.errors import InvalidCredentials
 from orderfast.store.base import StoreUnavailable
 
@@ -130,6 +130,36 @@ class Group:
         return [user if kind == "user" else ip if kind == "ip" else None for kind in self.kinds]
 
 
+class RateLimits:
+    """One generation of the rate-limit policies: the route groups, the Rust limiter and the shape
+    Redis sees. A request takes the generation in force when it arrives and uses it to the end, so
+    a reload between two of its awaits never mixes two sets of policies."""
+
+    __slots__ = ("core", "policies", "quotas", "shape")
+
+    def __init__(self, policies: RoutePolicies, previous: RateLimits | None = None) -> None:
+        """``previous``: the generation this replaces; what clients spent under a policy name both
+        have is carried over (a reload does not hand out fresh bursts)."""
+        self.policies = policies
+        self.core = _core.RateLimitPolicies(policies.spec)
+        if previous is not None:
+            self.core.adopt(previous.core)
+        self.quotas = policies.quotas
+        self.shape = SharedShape.of(policies.spec)
+
+
+class LiveRateLimits:
+    """The generation in force, replaced whole on a reload (one attribute write, between requests)."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, policies: RoutePolicies) -> None:
+        self.current = RateLimits(policies)
+
+    def replace(self, policies: RoutePolicies) -> None:
+        self.current = RateLimits(policies, self.current)
+
+
 class _Paid(Exception):
     """A refusal whose quota is already taken: answered as it is, not charged again."""
 
@@ -143,16 +173,14 @@ class V1Guard:
         self,
         app: ASGIApp,
         verifier: TokenVerifier,
-        policies: RoutePolicies,
+        limits: LiveRateLimits,
         trusted_proxies: Sequence[Network] = (),
         api_keys: ApiKeyService | None = None,
         shared: SharedRateLimits | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
-        self.policies = policies
-        self.limits = _core.RateLimitPolicies(policies.spec)
-        self.quotas = policies.quotas
+        self.live = limits
         self.trusted = list(trusted_proxies)
         self.api_keys = api_keys
         self.shared = shared
@@ -172,22 +200,23 @@ class V1Guard:
                 forwarded = value.decode("latin-1")
         peer = scope.get("client")
         ip = client_address(peer[0] if peer else None, forwarded, self.trusted)
+        limits = self.live.current
         try:
             if tracing.ENABLED:
                 with tracing.span("authenticate", {"orderfast.auth.scheme": _scheme(api_key, self.api_keys)}):
-                    principal = await self._authenticate(authorization, api_key, ip, scope)
+                    principal = await self._authenticate(authorization, api_key, ip, scope, limits)
             elif api_key is not None and self.api_keys is not None:
-                principal = await self._api_key(api_key, ip, scope)
+                principal = await self._api_key(api_key, ip, scope, limits)
             else:
                 principal = self.verifier.verify(authorization)
         except _Paid as answer:
             await answer.problem.response(scope["path"])(scope, receive, send)
             return
         except Problem as refused:
-            await self._refuse(refused, ip, scope, receive, send)
+            await self._refuse(refused, ip, scope, receive, send, limits)
             return
-        group = self.policies.group(scope["method"], scope["path"])
-        outcome = await self._decide(group, group.keys(principal.user_id, ip))
+        group = limits.policies.group(scope["method"], scope["path"])
+        outcome = await self._decide(limits, group, group.keys(principal.user_id, ip))
         if isinstance(outcome, Problem):
             await outcome.response(scope["path"])(scope, receive, send)
             return
@@ -196,13 +225,13 @@ class V1Guard:
         await self.app(scope, receive, send)
 
     async def _authenticate(
-        self, authorization: str | None, api_key: str | None, ip: str | None, scope: Scope
+        self, authorization: str | None, api_key: str | None, ip: str | None, scope: Scope, limits: RateLimits
     ) -> Principal:
         if api_key is not None and self.api_keys is not None:
-            return await self._api_key(api_key, ip, scope)
+            return await self._api_key(api_key, ip, scope, limits)
         return self.verifier.verify(authorization)
 
-    async def _api_key(self, api_key: str, ip: str | None, scope: Scope) -> Principal:
+    async def _api_key(self, api_key: str, ip: str | None, scope: Scope, limits: RateLimits) -> Principal:
         assert self.api_keys is not None
         if self.api_keys.remembers(api_key):
             try:
@@ -213,8 +242,8 @@ class V1Guard:
         # the address's quota for refused credentials, so that guessing keys (a new prefix each
         # time) stops at that quota instead of costing a query per guess. A real key pays once per
         # cache period.
-        group = self.policies.anonymous
-        outcome = await self._decide(group, group.keys(None, ip))
+        group = limits.policies.anonymous
+        outcome = await self._decide(limits, group, group.keys(None, ip))
         if isinstance(outcome, Problem):
             raise _Paid(outcome)
         try:
@@ -227,24 +256,28 @@ class V1Guard:
             # Outside the app's exception table (this layer is): a 503 to retry, never a 500.
             raise _Paid(store_unavailable(scope["method"], scope["path"], e, maybe_applied=False)) from None
 
-    async def _refuse(self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(
+        self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send, limits: RateLimits
+    ) -> None:
         """Refused credentials still cost the client address its quota, so that guessing tokens
         or keys is as limited as anything else; past the quota the answer is a 429."""
-        group = self.policies.anonymous
-        outcome = await self._decide(group, group.keys(None, ip))
+        group = limits.policies.anonymous
+        outcome = await self._decide(limits, group, group.keys(None, ip))
         if isinstance(outcome, Problem):
             refused = outcome
         else:
             refused.headers.update({k.decode(): v.decode() for k, v in outcome})
         await refused.response(scope["path"])(scope, receive, send)
 
-    async def _decide(self, group: Group, keys: list[str | None]) -> list[tuple[bytes, bytes]] | Problem:
+    async def _decide(
+        self, limits: RateLimits, group: Group, keys: list[str | None]
+    ) -> list[tuple[bytes, bytes]] | Problem:
         """Takes the tokens: the header fields to add to the response, or the problem to answer."""
-        decisions: Sequence[Any] = self.limits.acquire(keys)
+        decisions: Sequence[Any] = limits.core.acquire(keys)
         if self.shared is not None and all(d is None or d.allowed for d in decisions):
             # The worker's own limiter let it through: now the limit shared by every instance.
             try:
-                shared = await self.shared.acquire(keys)
+                shared = await self.shared.acquire(keys, shape=limits.shape)
             except RateLimiterUnavailable:
                 return Problem(
                     503,
@@ -255,7 +288,7 @@ class V1Guard:
                 )
             if shared is not None:  # None: Redis is down and the choice is to fail open
                 decisions = shared
-        fields = [(b"ratelimit-policy", group.policy_header), (b"ratelimit", self._remaining(decisions))]
+        fields = [(b"ratelimit-policy", group.policy_header), (b"ratelimit", _remaining(decisions, limits.quotas))]
         denied = [d for d in decisions if d is not None and not d.allowed]
         if not denied:
             return fields
@@ -274,12 +307,13 @@ class V1Guard:
             type_uri=QUOTA_EXCEEDED,
         )
 
-    def _remaining(self, decisions: Sequence[Any]) -> bytes:
-        items = []
-        for d, quota in zip(decisions, self.quotas, strict=True):
-            if d is not None:
-                items.append(f'"{d.policy}";r={min(d.remaining, quota)};t={math.ceil(d.reset)}')
-        return ", ".join(items).encode()
+
+def _remaining(decisions: Sequence[Any], quotas: Sequence[int]) -> bytes:
+    items = []
+    for d, quota in zip(decisions, quotas, strict=True):
+        if d is not None:
+            items.append(f'"{d.policy}";r={min(d.remaining, quota)};t={math.ceil(d.reset)}')
+    return ", ".join(items).encode()
 
 
 def _scheme(api_key: str | None, api_keys: ApiKeyService | None) -> str:

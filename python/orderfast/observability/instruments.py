@@ -114,10 +114,11 @@ FEATURE_FLAG = REGISTRY.gauge(
     ("flag",),
     merge="max",
 )
-FLAG_RELOADS = REGISTRY.counter(
-    "orderfast_feature_flag_reloads",
-    "Changed flags files read by a worker, by result: applied, or refused (bad file; the old flags kept)",
-    ("result",),
+CONFIG_RELOADS = REGISTRY.counter(
+    "orderfast_config_reloads",
+    "Changed configuration files read by a worker (flags, ratelimits, taxes), by result: applied, or "
+    "refused (a bad file; what was in force kept)",
+    ("file", "result"),
 )
 BREAKER_STATE = REGISTRY.gauge(
     "orderfast_circuit_breaker_state",

@@ -79,6 +79,23 @@ class SharedDecision:
     retry_after: float
 
 
+@dataclass(frozen=True, slots=True)
+class SharedShape:
+    """The policies as Redis sees them: names (in the keys) and GCRA parameters (in µs)."""
+
+    names: tuple[str, ...]
+    params: tuple[int, ...]  # (interval_us, tolerance_us) per policy
+
+    @classmethod
+    def of(cls, policies: Sequence[tuple[str, int, float, int]]) -> SharedShape:
+        """``policies``: (name, quota, period_seconds, burst) each, as for RateLimitPolicies."""
+        params: list[int] = []
+        for _, quota, period, burst in policies:
+            interval = max(1, round(period * 1_000_000 / quota))
+            params += [interval, interval * burst]
+        return cls(tuple(p[0] for p in policies), tuple(params))
+
+
 class RateLimiterUnavailable(Exception):
     """Redis could not decide and the configured choice is to fail closed."""
 
@@ -99,11 +116,7 @@ class SharedRateLimits:
         self._errors = (redis.RedisError, OSError)
         self._timeout = redis.TimeoutError
         self._redis = client
-        self._names = [p[0] for p in policies]
-        self._params: list[int] = []
-        for _, quota, period, burst in policies:
-            interval = max(1, round(period * 1_000_000 / quota))
-            self._params += [interval, interval * burst]
+        self.shape = SharedShape.of(policies)
         self._script = client.register_script(_GCRA)
         self._fail_open = fail_open
         self._prefix = prefix
@@ -111,12 +124,17 @@ class SharedRateLimits:
         self.breaker = breaker or Breaker("redis-ratelimit")
         m.DEPENDENCY_TIMEOUTS.labels("redis", "ratelimit")  # exported from the start, at 0
 
-    async def acquire(self, keys: Sequence[str | None], cost: int = 1) -> list[SharedDecision | None] | None:
-        """One decision per policy (None where the request has no key for it); None as a whole when
-        Redis is unreachable and the choice is to fail open."""
+    async def acquire(
+        self, keys: Sequence[str | None], cost: int = 1, shape: SharedShape | None = None
+    ) -> list[SharedDecision | None] | None:
+        """One decision per policy of ``shape`` (by default the policies this was made with; a
+        reload passes the new ones), None where the request has no key for it; None as a whole
+        when Redis is unreachable and the choice is to fail open. The state of a policy lives
+        under its name, so a reload that keeps a name keeps what clients have spent."""
+        shape = shape or self.shape
         present = [(i, k) for i, k in enumerate(keys) if k is not None]
-        redis_keys = [f"{self._prefix}{self._names[i]}:{k}" for i, k in present]
-        argv = [cost] + [p for i, _ in present for p in self._params[2 * i : 2 * i + 2]]
+        redis_keys = [f"{self._prefix}{shape.names[i]}:{k}" for i, k in present]
+        argv = [cost] + [p for i, _ in present for p in shape.params[2 * i : 2 * i + 2]]
         if not self.breaker.allow():
             self._unreachable("circuit breaker open")
             return None
@@ -135,7 +153,7 @@ class SharedRateLimits:
         decisions: list[SharedDecision | None] = [None] * len(keys)
         for n, (i, _) in enumerate(present):
             allowed, remaining, reset_us, retry_us = (int(x) for x in raw[4 * n : 4 * n + 4])
-            decisions[i] = SharedDecision(self._names[i], bool(allowed), remaining, reset_us / 1e6, retry_us / 1e6)
+            decisions[i] = SharedDecision(shape.names[i], bool(allowed), remaining, reset_us / 1e6, retry_us / 1e6)
         return decisions
 
     def set_fail_open(self, fail_open: bool) -> None:
