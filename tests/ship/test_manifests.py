@@ -32,6 +32,7 @@ KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
 UID = 10001  # the image's user (Dockerfile)
 SECRETS_DIR = "/run/secrets/orderfast"
 WRITABLE = {"/tmp", "/var/lib/orderfast"}  # the image's writable paths, each an emptyDir
+LIVE_DIR = "/etc/orderfast/live"  # the ConfigMap orderfast-live: files read again when they change
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 FAKE_SECRETS = {  # what the Secret's keys hold, for reading the settings as a pod would
     "database-url": "postgresql://db.test:5432/orderfast",
@@ -137,7 +138,11 @@ def test_every_container_is_locked_down(rendered: tuple[str, str, list[Doc]]) ->
             for path in WRITABLE:
                 assert "emptyDir" in mounts.get(path, {}), f"{at}: {path} must be an emptyDir"
             for path, volume in mounts.items():
-                assert path in WRITABLE or "secret" in volume, f"{at}: unexpected mount {path}"
+                live = path == LIVE_DIR and volume.get("configMap", {}).get("name") == "orderfast-live"
+                assert path in WRITABLE or "secret" in volume or live, f"{at}: unexpected mount {path}"
+            for m in c.get("volumeMounts", []):
+                # subPath mounts are never updated by kubelet: a live file would be frozen.
+                assert "subPath" not in m or m["mountPath"] != LIVE_DIR, at
 
 
 def test_api_probes_are_on_the_right_paths(rendered: tuple[str, str, list[Doc]]) -> None:
@@ -170,11 +175,15 @@ def settings_of(docs: list[Doc], container: Doc, tmp_path: Path) -> Settings:
     for source in container.get("envFrom", []):
         env.update(one(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
     env.update({e["name"]: e["value"] for e in container.get("env", [])})
+    live = one(docs, "ConfigMap", "orderfast-live")["data"]
     for name, value in env.items():
         if name.endswith("_FILE"):
-            assert value.startswith(SECRETS_DIR + "/"), name
             file = tmp_path / Path(value).name
-            file.write_text(FAKE_SECRETS[file.name])
+            if value.startswith(LIVE_DIR + "/"):
+                file.write_text(live[file.name])  # read as the server reads it: a bad file fails here
+            else:
+                assert value.startswith(SECRETS_DIR + "/"), name
+                file.write_text(FAKE_SECRETS[file.name])
             env[name] = str(file)
     return Settings.from_env(env)
 
@@ -186,7 +195,8 @@ def test_settings_are_known_and_valid(rendered: tuple[str, str, list[Doc]], tmp_
         known.add(ENV_PREFIX + option.env)
         if option.secret:
             known.add(ENV_PREFIX + option.env + "_FILE")
-    for cm in of_kind(docs, "ConfigMap"):
+    settings_maps = [cm for cm in of_kind(docs, "ConfigMap") if cm["metadata"]["name"] != "orderfast-live"]
+    for cm in settings_maps:
         assert set(cm["data"]) <= known, f"unknown settings: {set(cm['data']) - known}"
     for where, pod in pod_specs(docs):
         for c in containers(pod):
@@ -196,6 +206,7 @@ def test_settings_are_known_and_valid(rendered: tuple[str, str, list[Doc]], tmp_
     api = settings_of(docs, api_container(docs), tmp_path)
     assert (api.host, api.port, api.workers) == ("0.0.0.0", 8000, 1)
     assert str(api.data_dir) == "/var/lib/orderfast"
+    assert api.flags_file is not None and api.ratelimit_file is not None and api.tax_file is not None
 
 
 def test_grace_period_exceeds_the_drain(rendered: tuple[str, str, list[Doc]], tmp_path: Path) -> None:
