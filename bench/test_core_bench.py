@@ -45,7 +45,7 @@ def python_parse_and_price(body: bytes) -> tuple[list[tuple[str, str, int, Decim
 @pytest.fixture(scope="module")
 def catalog() -> _core.Catalog:
     c = _core.Catalog()
-    c.upsert([(sku, name, "USD", int(price * 100), None) for sku, (name, price) in PRICES.items()])
+    c.upsert([(sku, name, "USD", int(price * 100), None, None) for sku, (name, price) in PRICES.items()])
     return c
 
 

@@ -77,7 +77,7 @@ def python_price(body: bytes) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def catalog() -> _core.Catalog:
     c = _core.Catalog()
-    c.upsert([(sku, name, "USD", int(price * 100), cls) for sku, (name, price, cls) in CATALOG.items()])
+    c.upsert([(sku, name, "USD", int(price * 100), cls, None) for sku, (name, price, cls) in CATALOG.items()])
     c.set_tax({k: str(v) for k, v in RATES.items()}, False)
     c.upsert_coupons([("SAVE10", "USD", "10", None, None, None, None, None, 0)])
     return c

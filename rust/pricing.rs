@@ -32,6 +32,20 @@ pub struct Product {
     /// Unit price in minor units of `currency`.
     pub unit_price: i64,
     pub tax_class: Option<String>,
+    /// The most of this SKU one order may hold (summed over its lines); None: no limit.
+    pub max_per_order: Option<u32>,
+}
+
+/// What one customer may order (order qualification), set by an administrator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restrictions {
+    /// Refused before anything is priced (403).
+    pub blocked: bool,
+    /// Currency → the largest order total allowed, in minor units.
+    pub max_order_value: FxHashMap<String, i64>,
+    /// The most unpaid orders the customer may have at once: enforced by the store, where the
+    /// count is exact under concurrency; the pricer only hands it on.
+    pub max_open_orders: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +75,14 @@ pub struct PricedOrder {
     pub total: i64,
     pub coupon: Option<String>,
     pub tax_inclusive: bool,
+    /// The customer's cap on unpaid orders, for the store to enforce (None: no cap).
+    pub open_orders_cap: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PricingError {
+    /// The customer may not order at all.
+    Blocked,
     /// Lines or a coupon that cannot be priced: a client error.
     Invalid(Vec<FieldError>),
     /// The client's `expected_total` is not what the order costs now.
@@ -83,6 +101,8 @@ struct Snapshot {
     tax: TaxTable,
     /// Coupons turned off (a feature flag): an order naming one is refused, whatever the code.
     coupons_off: bool,
+    /// Customer → restrictions; only customers an administrator restricted are here.
+    customers: FxHashMap<String, Arc<Restrictions>>,
 }
 
 /// The catalog snapshot shared by every request of the process.
@@ -143,6 +163,17 @@ impl Catalog {
         self.write().coupons_off = !enabled;
     }
 
+    /// Sets (or, with `None`, lifts) customers' restrictions in one step.
+    pub fn set_restrictions(&self, changes: Vec<(String, Option<Restrictions>)>) {
+        let mut s = self.write();
+        for (customer, r) in changes {
+            match r {
+                Some(r) => s.customers.insert(customer, Arc::new(r)),
+                None => s.customers.remove(&customer),
+            };
+        }
+    }
+
     /// The tax classes the products of the snapshot name, sorted (a new tax table must keep them).
     pub fn tax_classes(&self) -> Vec<String> {
         let snap = self.read();
@@ -169,7 +200,25 @@ impl Catalog {
 
     /// Prices a draft at time `now` (Unix seconds, for coupon expiry and promotion windows).
     pub fn price(&self, draft: &OrderDraft, now: i64) -> Result<PricedOrder, PricingError> {
+        self.price_for(draft, now, None)
+    }
+
+    /// Prices a draft for `customer` (an order, not a quote): the customer's restrictions apply —
+    /// blocked before anything is priced, the largest order value after.
+    pub fn price_for(
+        &self,
+        draft: &OrderDraft,
+        now: i64,
+        customer: Option<&str>,
+    ) -> Result<PricedOrder, PricingError> {
         let snap = self.read();
+        let restrictions = match customer {
+            Some(c) if !snap.customers.is_empty() => snap.customers.get(c).cloned(),
+            _ => None,
+        };
+        if restrictions.as_ref().is_some_and(|r| r.blocked) {
+            return Err(PricingError::Blocked);
+        }
         let mut errors = Vec::new();
         let mut lines = Vec::with_capacity(draft.items.len());
         for (i, (sku, quantity)) in draft.items.iter().enumerate() {
@@ -184,6 +233,19 @@ impl Catalog {
                     format!("this product is sold in {}", product.currency),
                 ));
                 continue;
+            }
+            if let Some(limit) = product.max_per_order {
+                // Summed over the lines naming this SKU so far: one order, one limit.
+                let so_far: u64 =
+                    draft.items[..=i].iter().filter(|(s, _)| s == sku).map(|(_, q)| u64::from(*q)).sum();
+                if so_far > u64::from(limit) {
+                    errors.push(FieldError::new(
+                        item_pointer(i, "quantity"),
+                        "quantity_limit",
+                        format!("at most {limit} of this product per order"),
+                    ));
+                    continue;
+                }
             }
             let Some(subtotal) = product.unit_price.checked_mul(i64::from(*quantity)) else {
                 errors.push(overflow(i));
@@ -239,6 +301,19 @@ impl Catalog {
         let discount = lines.iter().map(|l| l.discount).sum::<i64>();
         let tax = checked_sum(lines.iter().map(|l| l.tax)).ok_or_else(total_overflow)?;
         let total = checked_sum(lines.iter().map(|l| l.total)).ok_or_else(total_overflow)?;
+        if let Some(limit) = restrictions.as_ref().and_then(|r| r.max_order_value.get(&draft.currency)) {
+            if total > *limit {
+                return Err(PricingError::Invalid(vec![FieldError::new(
+                    "/items".to_string(),
+                    "order_value_limit",
+                    format!(
+                        "the most this customer may order at once is {} {}",
+                        money::format_amount(*limit, draft.exponent),
+                        draft.currency
+                    ),
+                )]));
+            }
+        }
         if let Some(expected) = draft.expected_total {
             if expected != total {
                 return Err(PricingError::PriceChanged { expected, actual: total });
@@ -254,6 +329,7 @@ impl Catalog {
             total,
             coupon: draft.coupon.clone(),
             tax_inclusive: inclusive,
+            open_orders_cap: restrictions.and_then(|r| r.max_open_orders),
         })
     }
 }

@@ -11,6 +11,7 @@ fn product(sku: &str, currency: &str, unit_price: i64, tax_class: Option<&str>) 
         currency: currency.into(),
         unit_price,
         tax_class: tax_class.map(str::to_owned),
+        max_per_order: None,
     }
 }
 
@@ -275,4 +276,48 @@ fn the_tax_classes_in_use_are_those_products_name() {
     assert_eq!(c.tax_classes(), vec!["reduced".to_string(), "standard".to_string()]);
     c.remove("R");
     assert_eq!(c.tax_classes(), vec!["standard".to_string()]);
+}
+
+#[test]
+fn a_sku_limit_counts_every_line_naming_the_sku() {
+    let c = catalog();
+    let mut limited = product("L", "USD", 100, None);
+    limited.max_per_order = Some(3);
+    c.upsert(vec![limited]);
+    assert!(c.price(&draft(&[("L", 3)], None, None), 0).is_ok());
+    let PricingError::Invalid(errors) =
+        c.price(&draft(&[("L", 2), ("A", 1), ("L", 2)], None, None), 0).unwrap_err()
+    else {
+        panic!("expected field errors");
+    };
+    let got: Vec<_> = errors.iter().map(|e| (e.pointer.as_str(), e.code)).collect();
+    assert_eq!(got, vec![("/items/2/quantity", "quantity_limit")]);
+}
+
+#[test]
+fn a_customers_restrictions_apply_to_their_orders_only() {
+    let c = catalog();
+    let mut usd = FxHashMap::default();
+    usd.insert("USD".to_string(), 10_000);
+    c.set_restrictions(vec![
+        ("blocked".into(), Some(Restrictions { blocked: true, ..Default::default() })),
+        (
+            "capped".into(),
+            Some(Restrictions { max_order_value: usd, max_open_orders: Some(2), ..Default::default() }),
+        ),
+    ]);
+    let one = draft(&[("A", 1)], None, None);
+    assert_eq!(c.price_for(&one, 0, Some("blocked")).unwrap_err(), PricingError::Blocked);
+    assert!(c.price(&one, 0).is_ok(), "a quote names no customer");
+    assert_eq!(c.price_for(&one, 0, Some("capped")).unwrap().open_orders_cap, Some(2));
+    assert_eq!(c.price_for(&one, 0, Some("someone")).unwrap().open_orders_cap, None);
+    let PricingError::Invalid(errors) =
+        c.price_for(&draft(&[("A", 2)], None, None), 0, Some("capped")).unwrap_err()
+    else {
+        panic!("expected the value limit");
+    };
+    assert_eq!((errors[0].pointer.as_str(), errors[0].code), ("/items", "order_value_limit"));
+    assert!(errors[0].message.ends_with("100.00 USD"), "{}", errors[0].message);
+    c.set_restrictions(vec![("blocked".into(), None)]);
+    assert!(c.price_for(&one, 0, Some("blocked")).is_ok(), "lifted");
 }

@@ -213,6 +213,7 @@ mod tests {
             total: 1079,
             coupon: Some("SAVE".into()),
             tax_inclusive: false,
+            open_orders_cap: None,
         }
     }
 

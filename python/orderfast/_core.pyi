@@ -12,6 +12,7 @@ __all__ = [
     "MAX_QUANTITY",
     "MAX_SKU_LEN",
     "Catalog",
+    "CustomerBlockedError",
     "IdempotencyError",
     "IdempotencyMap",
     "KeyInFlightError",
@@ -68,6 +69,9 @@ class PriceChangedError(ValueError):
 
 class IdempotencyError(Exception):
     """Base of the idempotency-key conflicts."""
+
+class CustomerBlockedError(Exception):
+    """The customer's restrictions say they may not place orders (403)."""
 
 class KeyInFlightError(IdempotencyError):
     """Another request with this key is still being processed."""
@@ -149,6 +153,9 @@ class PricedOrder:
     @property
     def currency(self) -> str: ...
     @property
+    def open_orders_cap(self) -> int | None:
+        """The customer's cap on unpaid orders (their restrictions), for the store to enforce."""
+    @property
     def lines(self) -> list[tuple[str, str, int, int, int, int, int, int, str]]:
         """(sku, name, quantity, unit_price, subtotal, discount, tax, total, tax_rate) per line,
         in request order; tax_rate is a percentage string."""
@@ -177,8 +184,12 @@ class Catalog:
     """This process's catalog snapshot: products, coupons, automatic promotions, tax table."""
 
     def __init__(self) -> None: ...
-    def upsert(self, products: list[tuple[str, str, str, int, str | None]]) -> None:
-        """Inserts or replaces (sku, name, currency, unit_price_minor, tax_class) atomically."""
+    def upsert(self, products: list[tuple[str, str, str, int, str | None, int | None]]) -> None:
+        """Inserts or replaces (sku, name, currency, unit_price_minor, tax_class, max_per_order) atomically."""
+    def set_restrictions(self, rows: list[tuple[str, bool, dict[str, int], int | None]]) -> None:
+        """Sets customers' restrictions: (customer, blocked, {currency: max_order_minor}, max_open_orders)."""
+    def lift_restrictions(self, customers: list[str]) -> None:
+        """Lifts every restriction of these customers."""
     def upsert_coupons(
         self,
         coupons: list[
@@ -198,13 +209,15 @@ class Catalog:
     def remove(self, sku: str) -> bool: ...
     def __len__(self) -> int: ...
     def __contains__(self, sku: str, /) -> bool: ...
-    def quote(self, body: bytes, now: int | None = None) -> bytes:
+    def quote(self, body: bytes, now: int | None = None, customer: str | None = None) -> bytes:
         """parse_order + price + quote_json in one call: body bytes in, JSON bytes out. Raises
-        what parse_order and price raise."""
-    def price(self, draft: OrderDraft, now: int | None = None) -> PricedOrder:
+        what parse_order and price raise (with ``customer``: their restrictions, as for an order)."""
+    def price(self, draft: OrderDraft, now: int | None = None, customer: str | None = None) -> PricedOrder:
         """Prices a draft at ``now`` (Unix seconds; default: the system clock). Raises
-        ValidationError (unknown SKU, other currency, overflow, coupon refusals at /coupon) or
-        PriceChangedError (expected_total differs)."""
+        ValidationError (unknown SKU, other currency, overflow, a SKU's per-order limit, coupon
+        refusals at /coupon) or PriceChangedError (expected_total differs). With ``customer`` (an
+        order), their restrictions apply: CustomerBlockedError, or ValidationError
+        ``order_value_limit`` at /items."""
 
 @final
 class RateDecision:

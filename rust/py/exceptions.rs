@@ -22,6 +22,12 @@ create_exception!(
     "The client's expected_total differs from the current price. `.expected` and `.actual` are \
      minor units of `.currency`."
 );
+create_exception!(
+    _core,
+    CustomerBlockedError,
+    PyException,
+    "The customer's restrictions say they may not place orders (403)."
+);
 create_exception!(_core, IdempotencyError, PyException, "Base of the idempotency-key conflicts.");
 create_exception!(
     _core,

@@ -13,6 +13,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("ValidationError", py.get_type::<exceptions::ValidationError>())?;
     m.add("PriceChangedError", py.get_type::<exceptions::PriceChangedError>())?;
+    m.add("CustomerBlockedError", py.get_type::<exceptions::CustomerBlockedError>())?;
     m.add("IdempotencyError", py.get_type::<exceptions::IdempotencyError>())?;
     m.add("KeyInFlightError", py.get_type::<exceptions::KeyInFlightError>())?;
     m.add("KeyMismatchError", py.get_type::<exceptions::KeyMismatchError>())?;

@@ -4,12 +4,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use super::exceptions::{price_changed, validation_error};
+use super::exceptions::{price_changed, validation_error, CustomerBlockedError};
 use std::collections::HashMap;
 
 use crate::errors::FieldError;
 use crate::money::Percent;
-use crate::pricing::{self, PricingError, Product};
+use crate::pricing::{self, PricingError, Product, Restrictions};
 use crate::promotions::{Coupon, CouponKind, Promotion, TaxTable};
 use crate::validate::{self, ParseError};
 use crate::{ids, money, render};
@@ -128,6 +128,12 @@ impl PricedOrder {
         &self.inner.currency
     }
 
+    /// The customer's cap on unpaid orders (their restrictions), for the store to enforce.
+    #[getter]
+    fn open_orders_cap(&self) -> Option<u32> {
+        self.inner.open_orders_cap
+    }
+
     /// [(sku, name, quantity, unit_price, subtotal, discount, tax, total, tax_rate)]
     #[getter]
     fn lines<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -225,6 +231,8 @@ type CouponRow = (
 
 /// Promotion as Python hands it over: (id, skus, percent_off, min_quantity, starts_at, ends_at).
 type PromotionRow = (String, Vec<String>, String, u32, Option<i64>, Option<i64>);
+type ProductRow = (String, String, String, i64, Option<String>, Option<u32>);
+type RestrictionRow = (String, bool, HashMap<String, i64>, Option<u32>);
 
 /// The per-process catalog snapshot the pricer reads.
 #[pyclass(frozen, module = "orderfast._core")]
@@ -239,18 +247,45 @@ impl Catalog {
         Catalog { inner: pricing::Catalog::new() }
     }
 
-    /// Inserts or replaces [(sku, name, currency, unit_price_minor, tax_class)] atomically.
-    fn upsert(&self, products: Vec<(String, String, String, i64, Option<String>)>) -> PyResult<()> {
+    /// Inserts or replaces [(sku, name, currency, unit_price_minor, tax_class, max_per_order)] atomically.
+    fn upsert(&self, products: Vec<ProductRow>) -> PyResult<()> {
         let mut batch = Vec::with_capacity(products.len());
-        for (sku, name, currency, unit_price, tax_class) in products {
+        for (sku, name, currency, unit_price, tax_class, max_per_order) in products {
             exponent_of(&currency)?;
             if unit_price < 0 {
                 return Err(PyValueError::new_err(format!("negative price for {sku:?}")));
             }
-            batch.push(Product { sku: sku.into(), name: name.into(), currency, unit_price, tax_class });
+            batch.push(Product {
+                sku: sku.into(),
+                name: name.into(),
+                currency,
+                unit_price,
+                tax_class,
+                max_per_order,
+            });
         }
         self.inner.upsert(batch);
         Ok(())
+    }
+
+    /// Sets customers' restrictions: [(customer, blocked, {currency: max_order_minor}, max_open_orders)].
+    fn set_restrictions(&self, rows: Vec<RestrictionRow>) -> PyResult<()> {
+        let mut changes = Vec::with_capacity(rows.len());
+        for (customer, blocked, values, max_open_orders) in rows {
+            let mut max_order_value = rustc_hash::FxHashMap::default();
+            for (currency, minor) in values {
+                exponent_of(&currency)?;
+                max_order_value.insert(currency, minor);
+            }
+            changes.push((customer, Some(Restrictions { blocked, max_order_value, max_open_orders })));
+        }
+        self.inner.set_restrictions(changes);
+        Ok(())
+    }
+
+    /// Lifts every restriction of these customers.
+    fn lift_restrictions(&self, customers: Vec<String>) {
+        self.inner.set_restrictions(customers.into_iter().map(|c| (c, None)).collect());
     }
 
     /// Coupons on or off (a feature flag): off, an order naming a coupon is refused.
@@ -344,14 +379,21 @@ impl Catalog {
         self.inner.get(sku).is_some()
     }
 
-    /// Parses, prices and renders a quote in one call: body bytes in, JSON bytes out.
-    #[pyo3(signature = (body, now = None))]
-    fn quote<'py>(&self, py: Python<'py>, body: &[u8], now: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+    /// Parses, prices and renders a quote in one call: body bytes in, JSON bytes out. With
+    /// `customer`, their restrictions apply as they would to their order.
+    #[pyo3(signature = (body, now = None, customer = None))]
+    fn quote<'py>(
+        &self,
+        py: Python<'py>,
+        body: &[u8],
+        now: Option<i64>,
+        customer: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let draft = match validate::parse_order(body) {
             Ok(d) => d,
             Err(e) => return Err(parse_error(py, e)),
         };
-        match self.inner.price(&draft, now.unwrap_or_else(unix_now)) {
+        match self.inner.price_for(&draft, now.unwrap_or_else(unix_now), customer) {
             Ok(priced) => Ok(PyBytes::new(py, &render::quote_json(&priced))),
             Err(PricingError::Invalid(errors)) => {
                 Err(validation_error(py, &errors, false, by_catalog(&errors)))
@@ -359,20 +401,33 @@ impl Catalog {
             Err(PricingError::PriceChanged { expected, actual }) => {
                 Err(price_changed(py, &draft.currency, expected, actual))
             }
+            Err(PricingError::Blocked) => {
+                Err(CustomerBlockedError::new_err("this customer may not place orders"))
+            }
         }
     }
 
-    /// Prices a draft; `now` (Unix seconds) defaults to the system clock.
-    #[pyo3(signature = (draft, now = None))]
-    fn price(&self, py: Python<'_>, draft: &OrderDraft, now: Option<i64>) -> PyResult<PricedOrder> {
+    /// Prices a draft; `now` (Unix seconds) defaults to the system clock. With `customer` (an
+    /// order), that customer's restrictions apply.
+    #[pyo3(signature = (draft, now = None, customer = None))]
+    fn price(
+        &self,
+        py: Python<'_>,
+        draft: &OrderDraft,
+        now: Option<i64>,
+        customer: Option<&str>,
+    ) -> PyResult<PricedOrder> {
         let now = now.unwrap_or_else(unix_now);
-        match self.inner.price(&draft.inner, now) {
+        match self.inner.price_for(&draft.inner, now, customer) {
             Ok(inner) => Ok(PricedOrder { inner }),
             Err(PricingError::Invalid(errors)) => {
                 Err(validation_error(py, &errors, false, by_catalog(&errors)))
             }
             Err(PricingError::PriceChanged { expected, actual }) => {
                 Err(price_changed(py, &draft.inner.currency, expected, actual))
+            }
+            Err(PricingError::Blocked) => {
+                Err(CustomerBlockedError::new_err("this customer may not place orders"))
             }
         }
     }

@@ -15,7 +15,13 @@ from orderfast import _core
 @pytest.fixture
 def catalog() -> _core.Catalog:
     c = _core.Catalog()
-    c.upsert([("A", "Alpha", "USD", 9950, None), ("B", "Beta", "USD", 1, None), ("J", "Yen thing", "JPY", 100, None)])
+    c.upsert(
+        [
+            ("A", "Alpha", "USD", 9950, None, None),
+            ("B", "Beta", "USD", 1, None, None),
+            ("J", "Yen thing", "JPY", 100, None, None),
+        ]
+    )
     return c
 
 
@@ -53,20 +59,20 @@ def test_unknown_and_other_currency_skus(catalog: _core.Catalog) -> None:
 
 
 def test_upsert_replaces_and_rejects_bad_rows(catalog: _core.Catalog) -> None:
-    catalog.upsert([("A", "Alpha v2", "USD", 100, None)])
+    catalog.upsert([("A", "Alpha v2", "USD", 100, None, None)])
     assert catalog.price(draft([("A", 1)])).lines[0][1:5] == ("Alpha v2", 1, 100, 100)
     assert len(catalog) == 3 and "A" in catalog
     with pytest.raises(ValueError):
-        catalog.upsert([("X", "x", "NOT", 1, None)])
+        catalog.upsert([("X", "x", "NOT", 1, None, None)])
     with pytest.raises(ValueError):
-        catalog.upsert([("X", "x", "USD", -1, None)])
+        catalog.upsert([("X", "x", "USD", -1, None, None)])
     assert "X" not in catalog
 
 
 @given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 10_000)), min_size=1, max_size=20))
 def test_agrees_with_decimal_arithmetic(lines: list[tuple[int, int]]) -> None:
     c = _core.Catalog()
-    c.upsert([(f"S{i}", f"P{i}", "USD", price, None) for i, (price, _) in enumerate(lines)])
+    c.upsert([(f"S{i}", f"P{i}", "USD", price, None, None) for i, (price, _) in enumerate(lines)])
     priced = c.price(draft([(f"S{i}", q) for i, (_, q) in enumerate(lines)]))
     expected = sum(Decimal(p) / 100 * q for p, q in lines)
     assert Decimal(priced.format(priced.total)) == expected

@@ -71,7 +71,7 @@ def test_rust_and_reference_agree_on_every_amount(sc: dict[str, object]) -> None
     inclusive: bool = sc["inclusive"]  # type: ignore[assignment]
 
     catalog = _core.Catalog()
-    catalog.upsert([(s, s, "USD", p.price, p.tax_class) for s, p in products.items()])
+    catalog.upsert([(s, s, "USD", p.price, p.tax_class, None) for s, p in products.items()])
     catalog.set_tax(rates, inclusive)
     catalog.upsert_promotions(
         [(f"P{i}", sorted(p.skus), p.percent, p.min_quantity, None, None) for i, p in enumerate(promotions)]

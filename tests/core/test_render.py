@@ -24,7 +24,10 @@ from orderfast.domain.orders import (
 def test_a_new_order_and_the_stored_order_render_the_same() -> None:
     catalog = _core.Catalog()
     catalog.upsert(
-        [("A-1", 'Caf\u00e9 "quoted" \\ \n\u2028 \U0001f600', "EUR", 1999, "std"), ("B", "b", "EUR", 5, None)]
+        [
+            ("A-1", 'Caf\u00e9 "quoted" \\ \n\u2028 \U0001f600', "EUR", 1999, "std", None),
+            ("B", "b", "EUR", 5, None, None),
+        ]
     )
     catalog.set_tax({"std": "19"}, False)
     catalog.upsert_coupons([("C", "EUR", "12.5", None, None, None, None, None, 0)])

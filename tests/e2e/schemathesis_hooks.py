@@ -83,6 +83,15 @@ INEXPRESSIBLE: list[tuple[Rule, str]] = [
         "ends_at must come after starts_at: a rule across two fields",
     ),
     (
+        (
+            frozenset({"PUT /v1/customers/{customer_id}/restrictions"}),
+            VALIDATION,
+            r"/max_order_value/[A-Z]{3}",
+            frozenset({"invalid_amount"}),
+        ),
+        "an amount has at most as many decimals as its currency's minor unit (the key): a rule across two fields",
+    ),
+    (
         (frozenset({"POST /v1/orders/{order_id}/refunds"}), VALIDATION, r"/amount", frozenset({"invalid_amount"})),
         "a refund has at most as many decimals as the order's currency, which is state",
     ),

@@ -59,7 +59,7 @@ def test_a_reloaded_table_must_keep_the_classes_products_name(tmp_path: Path) ->
     catalog = CatalogService(None, core)  # type: ignore[arg-type]  # no store: only the table is used
     live = bootstrap.tax_table(settings, core, catalog)
     assert isinstance(live, LiveFile)
-    core.upsert([("T", "Taxed", "USD", 1000, "standard")])
+    core.upsert([("T", "Taxed", "USD", 1000, "standard", None)])
     path.write_text('reduced = "5"\n')
     assert not live.check(), "standard is still named by product T"
     assert catalog.is_tax_class("standard") and live.current == {"standard": "20", "reduced": "5"}

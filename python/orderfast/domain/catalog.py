@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from orderfast import _core
+from orderfast.domain.customers import Restrictions
 from orderfast.domain.orders import format_timestamp
 
 # Every catalog timestamp is an instant in [EARLIEST, LATEST) UTC: both stores, the wire format and
@@ -114,6 +115,7 @@ class CatalogChanges:
     products: list[PriceRow] = field(default_factory=list)
     coupons: list[Coupon] = field(default_factory=list)
     promotions: list[Promotion] = field(default_factory=list)
+    restrictions: list[Restrictions] = field(default_factory=list)
     # Rows the store holds but cannot load (a timestamp outside the range): (kind, key, version).
     skipped: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -122,11 +124,12 @@ class CatalogChanges:
         versions = [p.version for p in self.products]
         versions += [c.version for c in self.coupons]
         versions += [p.version for p in self.promotions]
+        versions += [r.version for r in self.restrictions]
         versions += [v for *_, v in self.skipped]
         return max(versions, default=0)
 
     def __bool__(self) -> bool:
-        return bool(self.products or self.coupons or self.promotions or self.skipped)
+        return bool(self.products or self.coupons or self.promotions or self.restrictions or self.skipped)
 
 
 def product_document(product: Product) -> dict[str, Any]:

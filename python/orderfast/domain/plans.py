@@ -75,6 +75,8 @@ class CreatePlan:
     order: Order
     event: OutboxEvent
     idempotency: IdempotencyRecord
+    # The customer's cap on unpaid orders (condition: fewer than this many before this one).
+    open_orders_cap: int | None = None
 
     @property
     def coupon(self) -> str | None:

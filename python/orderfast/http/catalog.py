@@ -13,12 +13,13 @@ from starlette.routing import Route
 
 from orderfast import _core
 from orderfast.domain.catalog import coupon_document, product_document, promotion_document
+from orderfast.domain.customers import restrictions_document
 from orderfast.http.paging import page_request, page_response
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import BodyLimits, principal, read_json_document
 from orderfast.http.validators import conditional, etag
 from orderfast.services.catalog import CatalogService
-from orderfast.services.catalog_input import parse_coupon, parse_product, parse_promotion
+from orderfast.services.catalog_input import parse_coupon, parse_product, parse_promotion, parse_restrictions
 
 JSON = "application/json"
 _PROMOTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -31,6 +32,10 @@ def _is_promotion_id(text: str) -> bool:
 def _require_admin(request: Request) -> None:
     if not principal(request).is_admin:
         raise Problem(403, "forbidden", "Forbidden", "only admins may change or inspect this part of the catalog")
+
+
+def _is_customer_id(value: str) -> bool:
+    return 0 < len(value) <= 256 and value.isprintable()
 
 
 def _written(document: dict[str, Any], created: bool, location: str) -> Response:
@@ -59,6 +64,8 @@ class CatalogEndpoints:
             Route("/v1/coupons/{code}", self.get_coupon, methods=["GET"]),
             Route("/v1/promotions/{promotion_id}", self.put_promotion, methods=["PUT"]),
             Route("/v1/promotions/{promotion_id}", self.get_promotion, methods=["GET"]),
+            Route("/v1/customers/{customer_id}/restrictions", self.put_restrictions, methods=["PUT"]),
+            Route("/v1/customers/{customer_id}/restrictions", self.get_restrictions, methods=["GET"]),
         ]
 
     @staticmethod
@@ -107,6 +114,21 @@ class CatalogEndpoints:
         _require_admin(request)
         promotion = await self._catalog.get_promotion(self._key(request, "promotion_id", _is_promotion_id, "promotion"))
         return self._found(promotion, promotion_document, "promotion")
+
+    async def put_restrictions(self, request: Request) -> Response:
+        """Order qualification for one customer (the principal's id, the token's ``sub``)."""
+        _require_admin(request)
+        cid = self._key(request, "customer_id", _is_customer_id, "customer")
+        restrictions, created = await self._catalog.put_restrictions(
+            parse_restrictions(cid, await read_json_document(request, self._limits))
+        )
+        return _written(restrictions_document(restrictions), created, request.url.path)
+
+    async def get_restrictions(self, request: Request) -> Response:
+        _require_admin(request)
+        cid = self._key(request, "customer_id", _is_customer_id, "customer")
+        restrictions = await self._catalog.get_restrictions(cid)
+        return self._found(restrictions, restrictions_document, "customer's restrictions")
 
     # Listings: keyset pages by key, as GET /v1/orders pages (one extra row says whether there is
     # another page); each item is the document the single GET answers.

@@ -69,6 +69,12 @@ async def _out_of_stock(request: Request, exc: Exception) -> Response:
     return Problem(409, "out-of-stock", "Out of stock", str(exc), extra={"sku": exc.sku}).response(request.url.path)
 
 
+async def _blocked(request: Request, exc: Exception) -> Response:
+    return Problem(
+        403, "customer-blocked", "Customer blocked", "this customer may not place orders; ask the shop"
+    ).response(request.url.path)
+
+
 async def _in_flight(request: Request, exc: Exception) -> Response:
     return Problem(
         409,
@@ -152,6 +158,7 @@ EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
     InvalidInputError: _invalid_input,
     _core.PriceChangedError: _price_changed,
     OutOfStockError: _out_of_stock,
+    _core.CustomerBlockedError: _blocked,
     _core.KeyInFlightError: _in_flight,
     _core.KeyMismatchError: _mismatch,
     HTTPException: _http,

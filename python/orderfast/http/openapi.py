@@ -24,6 +24,7 @@ CURRENCY = {"type": "string", "enum": _core.currencies(), "examples": ["USD"]}
 ID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
 COUPON_CODE = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 PROMOTION_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+CUSTOMER_ID = {"type": "string", "minLength": 1, "maxLength": 256, "description": "the principal's id (a token's sub)"}
 SKU = {"type": "string", "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 TIME = {"type": "string", "format": "date-time"}
 CATALOG_TIME = {
@@ -268,6 +269,39 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "PromotionPage": _page("Promotion"),
+    "RestrictionsRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "what this customer may order; an absent field restricts nothing, so {} lifts them all",
+        "properties": {
+            "blocked": {"type": "boolean", "description": "true: every order is refused (403 customer-blocked)"},
+            "max_order_value": {
+                "type": "object",
+                "description": "currency -> the largest order total (422 order_value_limit)",
+                "propertyNames": CURRENCY,
+                "additionalProperties": POSITIVE_MONEY,
+            },
+            "max_open_orders": _nullable(
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1_000_000,
+                    "description": "the most unpaid orders at once (422 open_orders_limit)",
+                }
+            ),
+        },
+    },
+    "Restrictions": {
+        "type": "object",
+        "required": ["customer_id", "blocked", "max_order_value", "max_open_orders", "updated_at"],
+        "properties": {
+            "customer_id": {"type": "string"},
+            "blocked": {"type": "boolean"},
+            "max_order_value": {"type": "object", "additionalProperties": {"type": "string"}},
+            "max_open_orders": _nullable({"type": "integer"}),
+            "updated_at": TIME,
+        },
+    },
     "RefundRequest": {
         "type": "object",
         "additionalProperties": False,
@@ -548,6 +582,24 @@ PATHS: dict[str, dict[str, Any]] = {
             "A promotion", ["admin"], (200, "Promotion"), (403, 404), params=[_path("promotion_id", PROMOTION_ID)]
         ),
     },
+    "/v1/customers/{customer_id}/restrictions": {
+        "put": _op(
+            "Set a customer's order qualification (blocked, largest order value, most unpaid orders)",
+            ["admin"],
+            (200, "Restrictions"),
+            (400, 403, 404, 415, 422),
+            body="RestrictionsRequest",
+            params=[_path("customer_id", CUSTOMER_ID)],
+            created=True,
+        ),
+        "get": _op(
+            "A customer's order qualification",
+            ["admin"],
+            (200, "Restrictions"),
+            (403, 404),
+            params=[_path("customer_id", CUSTOMER_ID)],
+        ),
+    },
     "/v1/payments/webhook": {
         "post": _op(
             "The payment provider's callback (signed)",
@@ -634,6 +686,8 @@ OPERATION_IDS = {
     ("get", "/v1/promotions"): "listPromotions",
     ("put", "/v1/promotions/{promotion_id}"): "putPromotion",
     ("get", "/v1/promotions/{promotion_id}"): "getPromotion",
+    ("put", "/v1/customers/{customer_id}/restrictions"): "putRestrictions",
+    ("get", "/v1/customers/{customer_id}/restrictions"): "getRestrictions",
     ("post", "/v1/payments/webhook"): "paymentWebhook",
     ("get", "/v1/events"): "listEvents",
     ("post", "/v1/api-keys"): "createApiKey",

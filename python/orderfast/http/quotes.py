@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from orderfast.http.guard import PRINCIPAL
 from orderfast.http.request import BodyLimits, read_body
 from orderfast.services.orders import OrderService
 
@@ -26,7 +27,7 @@ class QuoteEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(scope, receive, self._limits)
-        payload = await self._orders.quote(body)
+        payload = await self._orders.quote(body, scope[PRINCIPAL].user_id)
         headers = [JSON_HEAD, (b"content-length", b"%d" % len(payload))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

@@ -26,7 +26,8 @@ ORDER_VALUE = REGISTRY.counter(
 )
 ORDER_REFUSALS = REGISTRY.counter(
     "orderfast_order_refusals",
-    "Create-order requests refused for the catalog's state: out_of_stock, price_changed, coupon",
+    "Create-order requests refused for the catalog's state: out_of_stock, price_changed, coupon, "
+    "qualification (the customer's restrictions)",
     ("reason",),
 )
 IDEMPOTENCY = REGISTRY.counter(

@@ -22,6 +22,7 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
+from orderfast.domain.customers import Restrictions, RestrictionsSpec
 from orderfast.services.errors import ConflictError
 from orderfast.store.base import ConstraintViolation, Store
 
@@ -58,12 +59,10 @@ def load_into(catalog: _core.Catalog, changes: CatalogChanges) -> None:
             key,
             version,
         )
-    _load(
-        "products",
-        catalog.upsert,
-        [(p.sku, p.name, p.currency, p.price, p.tax_class) for p in changes.products],
-        lambda row: row[0],
-    )
+    products: list[tuple[str, str, str, int, str | None, int | None]] = [
+        (p.sku, p.name, p.currency, p.price, p.tax_class, None) for p in changes.products
+    ]
+    _load("products", catalog.upsert, products, lambda row: row[0])
     _load(
         "coupons",
         catalog.upsert_coupons,
@@ -91,6 +90,20 @@ def load_into(catalog: _core.Catalog, changes: CatalogChanges) -> None:
             (s.id, list(s.skus), s.percent_off, s.min_quantity, _unix(s.starts_at), _unix(s.ends_at))
             for p in changes.promotions
             for s in (p.spec,)
+        ],
+        lambda row: row[0],
+    )
+    lifted = [r.spec.customer_id for r in changes.restrictions if r.spec.lifted]
+    if lifted:
+        catalog.lift_restrictions(lifted)
+    _load(
+        "restrictions",
+        catalog.set_restrictions,
+        [
+            (s.customer_id, s.blocked, dict(s.max_order_value), s.max_open_orders)
+            for r in changes.restrictions
+            for s in (r.spec,)
+            if not s.lifted
         ],
         lambda row: row[0],
     )
@@ -144,6 +157,15 @@ class CatalogService:
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
         return await self._store.get_promotion(promotion_id)
+
+    async def put_restrictions(self, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
+        """This process applies them at once, the others within one refresh interval."""
+        restrictions, created = await self._store.put_restrictions(spec)
+        load_into(self._catalog, CatalogChanges(restrictions=[restrictions]))
+        return restrictions, created
+
+    async def get_restrictions(self, customer_id: str) -> Restrictions | None:
+        return await self._store.get_restrictions(customer_id)
 
     # The listings: keyset pages by key (SKU, code, id), up to ``limit`` rows above ``after``.
 

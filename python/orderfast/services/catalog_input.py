@@ -9,6 +9,7 @@ from typing import Any
 
 from orderfast import _core
 from orderfast.domain.catalog import CouponSpec, ProductSpec, PromotionSpec, in_range
+from orderfast.domain.customers import RestrictionsSpec
 from orderfast.domain.text import storable
 from orderfast.services.errors import InvalidInputError
 
@@ -199,3 +200,35 @@ def parse_promotion(promotion_id: str, doc: Any) -> PromotionSpec:
     _raise(errors)
     assert skus is not None and percent_off is not None
     return PromotionSpec(promotion_id, skus, percent_off, min_quantity or 1, starts_at, ends_at)
+
+
+MAX_OPEN_ORDERS = 1_000_000
+
+
+def parse_restrictions(customer_id: str, doc: Any) -> RestrictionsSpec:
+    """``{"blocked": false, "max_order_value": {"USD": "500.00"}, "max_open_orders": 3}``; every field
+    optional (absent: not restricted), so ``{}`` lifts every restriction."""
+    body, errors = _object(doc, ("blocked", "max_order_value", "max_open_orders"), "customer's restrictions")
+    blocked = body.get("blocked", False)
+    if not isinstance(blocked, bool):
+        errors.append(("/blocked", "type", "must be true or false"))
+    values: dict[str, int] = {}
+    raw = body.get("max_order_value", {})
+    if not isinstance(raw, dict):
+        errors.append(("/max_order_value", "type", 'an object of currency to amount, e.g. {"USD": "500.00"}'))
+        raw = {}
+    for currency, amount in raw.items():
+        where = f"/max_order_value{_pointer(currency)}"
+        if _core.currency_exponent(currency) is None:
+            errors.append((where, "invalid_currency", "must be an active ISO 4217 code, e.g. USD"))
+            continue
+        if not isinstance(amount, str):
+            errors.append((where, "type", 'must be a decimal string such as "500.00"'))
+            continue
+        minor = _amount({currency: amount}, currency, currency, errors, positive=True)
+        errors[:] = [(where if p == f"/{currency}" else p, c, m) for p, c, m in errors]
+        if minor is not None and minor > 0:
+            values[currency] = minor
+    max_open = _int(body, "max_open_orders", 1, MAX_OPEN_ORDERS, errors)
+    _raise(errors)
+    return RestrictionsSpec(customer_id, bool(blocked), tuple(sorted(values.items())), max_open)

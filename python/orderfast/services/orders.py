@@ -27,7 +27,15 @@ from orderfast.observability import instruments as m
 from orderfast.observability import tracing
 from orderfast.services.errors import InvalidInputError, OutOfStockError
 from orderfast.services.order_cache import OrderCache, OrderDocument
-from orderfast.store.base import CouponExhausted, Created, Duplicate, IdempotencyRecord, NewOrder, Store
+from orderfast.store.base import (
+    CouponExhausted,
+    Created,
+    Duplicate,
+    IdempotencyRecord,
+    NewOrder,
+    OpenOrdersExceeded,
+    Store,
+)
 
 CREATED = 201
 
@@ -38,6 +46,10 @@ class CreateResult:
     body: bytes  # the exact bytes to send, the same on every replay
     location: str
     replayed: bool
+
+
+# Refusals by the customer's restrictions (the "blocked" one is CustomerBlockedError, a 403).
+QUALIFICATION = frozenset({"order_value_limit", "open_orders_limit"})
 
 
 class OrderService:
@@ -56,15 +68,16 @@ class OrderService:
         self._cache = cache
         self._loading: dict[str, asyncio.Future[OrderDocument | None]] = {}
 
-    async def _price(self, draft: _core.OrderDraft) -> _core.PricedOrder:
+    async def _price(self, draft: _core.OrderDraft, customer_id: str) -> _core.PricedOrder:
         try:
-            return self._catalog.price(draft)
-        except (_core.ValidationError, _core.PriceChangedError):
+            return self._catalog.price(draft, None, customer_id)
+        except (_core.ValidationError, _core.PriceChangedError, _core.CustomerBlockedError):
             # The snapshot may trail a change made through another process by up to one refresh
-            # interval: catch up once before refusing. Only the error path pays for it.
+            # interval (a price, a lifted restriction): catch up once before refusing. Only the
+            # error path pays for it.
             if await self._refresh_catalog() == 0:
                 raise
-        return self._catalog.price(draft)
+        return self._catalog.price(draft, None, customer_id)
 
     async def create(self, customer_id: str, key: str, body: bytes) -> CreateResult:
         """Raises _core.ValidationError, _core.PriceChangedError, _core.KeyInFlightError,
@@ -78,6 +91,9 @@ class OrderService:
         except _core.PriceChangedError:
             m.ORDER_REFUSALS.labels("price_changed").inc()
             raise
+        except _core.CustomerBlockedError:
+            m.ORDER_REFUSALS.labels("qualification").inc()
+            raise
         except _core.KeyInFlightError:
             m.IDEMPOTENCY.labels("in_use").inc()
             raise
@@ -88,6 +104,8 @@ class OrderService:
             # A coupon that does not apply is the catalog's state; other field errors are the client's.
             if any(pointer == "/coupon" for pointer, _, _ in e.errors):
                 m.ORDER_REFUSALS.labels("coupon").inc()
+            elif any(code in QUALIFICATION for _, code, _ in e.errors):
+                m.ORDER_REFUSALS.labels("qualification").inc()
             raise
         if result.replayed:
             m.IDEMPOTENCY.labels("replayed").inc()
@@ -110,10 +128,10 @@ class OrderService:
             try:
                 if tracing.ENABLED:
                     with tracing.span("order.price"):
-                        priced = await self._price(draft)
+                        priced = await self._price(draft, customer_id)
                 else:
-                    priced = await self._price(draft)
-            except (_core.ValidationError, _core.PriceChangedError):
+                    priced = await self._price(draft, customer_id)
+            except (_core.ValidationError, _core.PriceChangedError, _core.CustomerBlockedError):
                 # A retry of an order that succeeded before a price change (or a restart) must
                 # still replay; only the error path pays for this look-up.
                 record = await self._store.find_idempotency(customer_id, key)
@@ -138,6 +156,7 @@ class OrderService:
                 # The response bytes are the event's data as they are: no second serialisation.
                 event=order_created(_core.new_order_id(), order, orjson.Fragment(response), trace),
                 idempotency=IdempotencyRecord(customer_id, key, fingerprint, CREATED, response, order.id),
+                open_orders_cap=priced.open_orders_cap,
             )
             (outcome,) = await self._store.create_orders([new])
             if isinstance(outcome, Created):
@@ -148,6 +167,10 @@ class OrderService:
                 result = self._from_record(outcome.existing, fingerprint)
             elif isinstance(outcome, CouponExhausted):
                 raise InvalidInputError([("/coupon", "coupon_exhausted", "this coupon has been used up")])
+            elif isinstance(outcome, OpenOrdersExceeded):
+                raise InvalidInputError(
+                    [("", "open_orders_limit", f"this customer may have at most {outcome.cap} unpaid orders at once")]
+                )
             else:
                 raise OutOfStockError(outcome.sku)
             self._remember(map_key, fingerprint, result)
@@ -165,17 +188,18 @@ class OrderService:
     def _remember(self, map_key: str, fingerprint: bytes, result: CreateResult) -> None:
         self._idempotency.complete(map_key, fingerprint, result.status, [("location", result.location)], result.body)
 
-    async def quote(self, body: bytes) -> bytes:
+    async def quote(self, body: bytes, customer_id: str | None = None) -> bytes:
         """Prices a create-order body from the in-memory snapshot: nothing persisted, and no
         database round trip on the happy path — one call into the core, bytes in, bytes out. A
         refusal by the catalog first catches the snapshot up once, as for orders (a body refused
-        before pricing does not: no newer snapshot makes it valid). Raises what pricing raises."""
+        before pricing does not: no newer snapshot makes it valid). The customer's restrictions
+        apply as they would to their order. Raises what pricing raises."""
         try:
-            return self._catalog.quote(body)
-        except (_core.ValidationError, _core.PriceChangedError) as e:
+            return self._catalog.quote(body, None, customer_id)
+        except (_core.ValidationError, _core.PriceChangedError, _core.CustomerBlockedError) as e:
             if not getattr(e, "catalog", True) or await self._refresh_catalog() == 0:
                 raise
-        return self._catalog.quote(body)
+        return self._catalog.quote(body, None, customer_id)
 
     async def get(self, order_id: str) -> Order | None:
         if not _core.is_order_id(order_id):

@@ -21,6 +21,7 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
+from orderfast.domain.customers import Restrictions, RestrictionsSpec
 from orderfast.domain.orders import Order
 from orderfast.domain.plans import Change, CreatePlan, IdempotencyRecord, PaymentRecord, TransitionPlan
 
@@ -85,7 +86,14 @@ class CouponExhausted:
     code: str
 
 
-CreateOutcome = Created | Duplicate | OutOfStock | CouponExhausted
+@dataclass(frozen=True, slots=True)
+class OpenOrdersExceeded:
+    """The customer already has ``cap`` unpaid orders (their restrictions); nothing was written."""
+
+    cap: int
+
+
+CreateOutcome = Created | Duplicate | OutOfStock | CouponExhausted | OpenOrdersExceeded
 
 
 class PaymentAlreadyRecorded(StoreError):
@@ -266,6 +274,12 @@ class Store(OutboxStore, Protocol):
     async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]: ...
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None: ...
+
+    async def put_restrictions(self, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
+        """A customer's restrictions, under the next catalog version (all lifted: still a row,
+        so every snapshot learns of the change)."""
+
+    async def get_restrictions(self, customer_id: str) -> Restrictions | None: ...
 
     # The catalog listings page by primary key (keyset): up to ``limit`` rows whose key is above
     # ``after`` (from the first when None), in key order, each read as its single get reads it.

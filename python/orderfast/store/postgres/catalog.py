@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 
 from orderfast.domain.catalog import (
     EARLIEST,
@@ -24,6 +25,7 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
+from orderfast.domain.customers import Restrictions, RestrictionsSpec
 
 T = TypeVar("T")
 
@@ -175,6 +177,7 @@ async def catalog_since(conn: asyncpg.Connection, version: int) -> CatalogChange
         products=await since(PRICE_COLUMNS, "products", "sku", PriceRow._make),
         coupons=await since(COUPON_READ, "coupons", "code", _coupon),
         promotions=await since(PROMOTION_READ, "promotions", "id", _promotion),
+        restrictions=await since(RESTRICTION_COLUMNS, "customer_restrictions", "customer_id", _restrictions),
         skipped=skipped,
     )
 
@@ -209,3 +212,38 @@ def _coupon(r: Any) -> Coupon:
 def _promotion(r: Any) -> Promotion:
     spec = PromotionSpec(r["id"], tuple(r["skus"]), r["percent_off"], r["min_quantity"], r["starts_at"], r["ends_at"])
     return Promotion(spec, r["version"], r["updated_at"])
+
+
+RESTRICTION_COLUMNS = (
+    "customer_id, blocked, max_order_value::text AS max_order_value, max_open_orders, version, updated_at"
+)
+
+
+async def put_restrictions(conn: asyncpg.Connection, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
+    row = await _write(
+        conn,
+        "INSERT INTO customer_restrictions (customer_id, blocked, max_order_value, max_open_orders, version, "
+        f"updated_at) VALUES ($1, $2, $3::jsonb, $4, {_NEXT}) "
+        "ON CONFLICT (customer_id) DO UPDATE SET blocked = excluded.blocked, "
+        "max_order_value = excluded.max_order_value, max_open_orders = excluded.max_open_orders, "
+        "version = excluded.version, updated_at = excluded.updated_at "
+        f"RETURNING {RESTRICTION_COLUMNS}, (xmax = 0) AS inserted",
+        spec.customer_id,
+        spec.blocked,
+        orjson.dumps(dict(spec.max_order_value)).decode(),
+        spec.max_open_orders,
+    )
+    return _restrictions(row), bool(row["inserted"])
+
+
+async def get_restrictions(conn: asyncpg.Connection, customer_id: str) -> Restrictions | None:
+    row = await conn.fetchrow(
+        f"SELECT {RESTRICTION_COLUMNS} FROM customer_restrictions WHERE customer_id = $1", customer_id
+    )
+    return None if row is None else _restrictions(row)
+
+
+def _restrictions(r: Any) -> Restrictions:
+    values = orjson.loads(r["max_order_value"])
+    spec = RestrictionsSpec(r["customer_id"], r["blocked"], tuple(sorted(values.items())), r["max_open_orders"])
+    return Restrictions(spec, r["version"], r["updated_at"])

@@ -16,6 +16,7 @@ from orderfast.store.base import (
     Duplicate,
     IdempotencyRecord,
     NewOrder,
+    OpenOrdersExceeded,
     OutOfStock,
     StoreError,
 )
@@ -33,13 +34,13 @@ WITH_LINES = (
 )
 
 _CREATE_BATCH = (
-    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 35)) + ")"
+    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 36)) + ")"
 )
 
 
 async def create_batch(conn: asyncpg.Connection, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
     """Applies the plans as if one after another, in list order, each whole or not at all, all in
-    one transaction and one commit (migrations 0005, 0006). An error raised here fails the batch.
+    one transaction and one commit (migrations 0005, 0006, 0008). An error raised here fails the batch.
 
     One call of the batch function applies plans whose keys differ (it takes the keys' locks in
     key order). A key twice in the batch — which the worker's in-process key map keeps out of
@@ -122,6 +123,7 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
         [ln.total for ln in lines],
         [ln.tax_rate for ln in lines],
         moves,
+        [new.open_orders_cap for new in batch],
     )
     outcomes: list[CreateOutcome | None] = [None] * len(batch)
     for i, outcome, detail in rows:
@@ -132,6 +134,8 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
             outcomes[k] = OutOfStock(detail)
         elif outcome == "coupon_exhausted":
             outcomes[k] = CouponExhausted(detail)
+        elif outcome == "open_orders_exceeded":
+            outcomes[k] = OpenOrdersExceeded(int(detail))
         else:
             # The key's holder committed before (its record is visible now: the insert waited for it).
             existing = await find_idempotency(conn, idems[k].principal, idems[k].key)

@@ -18,6 +18,7 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
+from orderfast.domain.customers import Restrictions, RestrictionsSpec
 from orderfast.domain.orders import Order
 from orderfast.observability import instruments as m
 from orderfast.resilience import deadline
@@ -440,6 +441,15 @@ class PostgresStore:
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
         return await self._read(catalog.get_promotion, promotion_id, missing_is_stale=True)
+
+    async def put_restrictions(self, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
+        async with self._connection() as conn:
+            written = await catalog.put_restrictions(conn, spec)
+            await self._written(conn)
+            return written
+
+    async def get_restrictions(self, customer_id: str) -> Restrictions | None:
+        return await self._read(catalog.get_restrictions, customer_id, missing_is_stale=True)
 
     async def list_products(self, after: str | None, limit: int) -> list[Product]:
         return await self._read(catalog.list_products, after, limit)

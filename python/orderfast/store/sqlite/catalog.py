@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
+
 from orderfast.domain.catalog import (
     EARLIEST_MS,
     LATEST_MS,
@@ -19,6 +21,7 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
+from orderfast.domain.customers import Restrictions, RestrictionsSpec
 from orderfast.domain.orders import utc_now_ms
 from orderfast.store.sqlite.codec import (
     from_json_list,
@@ -50,7 +53,8 @@ def _write(
         (version,) = conn.execute(
             "SELECT max(v) + 1 FROM (SELECT coalesce(max(version), 0) AS v FROM products "
             "UNION ALL SELECT coalesce(max(version), 0) FROM coupons "
-            "UNION ALL SELECT coalesce(max(version), 0) FROM promotions)"
+            "UNION ALL SELECT coalesce(max(version), 0) FROM promotions "
+            "UNION ALL SELECT coalesce(max(version), 0) FROM customer_restrictions)"
         ).fetchone()
         result = write(version, to_ms(utc_now_ms()))
         conn.execute("COMMIT")
@@ -180,6 +184,7 @@ def catalog_since(conn: sqlite3.Connection, version: int) -> CatalogChanges:
         products=since(PRICE_COLUMNS, "products", (), PriceRow._make),
         coupons=since(COUPON_COLUMNS, "coupons", (6,), _coupon),
         promotions=since(PROMOTION_COLUMNS, "promotions", (4, 5), _promotion),
+        restrictions=since(RESTRICTION_COLUMNS, "customer_restrictions", (), _restrictions),
         skipped=skipped,
     )
 
@@ -210,3 +215,41 @@ def _promotion(row: Any) -> Promotion:
     skus_tuple = from_json_list(skus) or ()
     spec = PromotionSpec(pid, skus_tuple, pct, min_quantity, _stamp(starts), _stamp(ends))
     return Promotion(spec, version, from_ms(updated))
+
+
+RESTRICTION_COLUMNS = "customer_id, blocked, max_order_value, max_open_orders, updated_at, version"
+
+
+def put_restrictions(conn: sqlite3.Connection, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
+    def write(version: int, now: int) -> Restrictions:
+        row = conn.execute(
+            "INSERT INTO customer_restrictions (customer_id, blocked, max_order_value, max_open_orders, version, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id) DO UPDATE SET "
+            "blocked = excluded.blocked, max_order_value = excluded.max_order_value, "
+            "max_open_orders = excluded.max_open_orders, version = excluded.version, "
+            f"updated_at = excluded.updated_at RETURNING {RESTRICTION_COLUMNS}",
+            (
+                spec.customer_id,
+                int(spec.blocked),
+                orjson.dumps(dict(spec.max_order_value)).decode(),
+                spec.max_open_orders,
+                version,
+                now,
+            ),
+        ).fetchone()
+        return _restrictions(row)
+
+    return _write(conn, "customer_restrictions", "customer_id", spec.customer_id, write)
+
+
+def get_restrictions(conn: sqlite3.Connection, customer_id: str) -> Restrictions | None:
+    row = conn.execute(
+        f"SELECT {RESTRICTION_COLUMNS} FROM customer_restrictions WHERE customer_id = ?", (customer_id,)
+    ).fetchone()
+    return None if row is None else _restrictions(row)
+
+
+def _restrictions(row: Any) -> Restrictions:
+    customer_id, blocked, values, max_open, updated_at, version = row
+    spec = RestrictionsSpec(customer_id, bool(blocked), tuple(sorted(orjson.loads(values).items())), max_open)
+    return Restrictions(spec, version, from_ms(updated_at))

@@ -16,6 +16,7 @@ from orderfast.store.base import (
     Duplicate,
     IdempotencyRecord,
     NewOrder,
+    OpenOrdersExceeded,
     OutOfStock,
 )
 from orderfast.store.sqlite.codec import from_ms, to_ms
@@ -75,6 +76,13 @@ def _write_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
         existing = find_idempotency(conn, idem.principal, idem.key)
         assert existing is not None
         raise _Rollback(Duplicate(existing))
+    if (cap := new.open_orders_cap) is not None:
+        # One writer holds the whole database: this count cannot change before the commit.
+        (unpaid,) = conn.execute(
+            "SELECT count(*) FROM orders WHERE customer_id = ? AND status = 'PENDING_PAYMENT'", (order.customer_id,)
+        ).fetchone()
+        if unpaid >= cap:
+            raise _Rollback(OpenOrdersExceeded(cap))
     if (code := new.coupon) is not None:
         cur = conn.execute(
             "UPDATE coupons SET redemptions = redemptions + 1 WHERE code = ? "

@@ -25,6 +25,7 @@ from orderfast.domain.catalog import (
     Promotion,
     PromotionSpec,
 )
+from orderfast.domain.customers import Restrictions, RestrictionsSpec
 from orderfast.domain.orders import Order, utc_now_ms
 from orderfast.store import migrations, reconcile_sql
 from orderfast.store.base import (
@@ -199,6 +200,12 @@ class SqliteStore:
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
         return await self._run(lambda conn: catalog.get_promotion(conn, promotion_id))
+
+    async def put_restrictions(self, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
+        return await self._run(lambda conn: catalog.put_restrictions(conn, spec))
+
+    async def get_restrictions(self, customer_id: str) -> Restrictions | None:
+        return await self._run(lambda conn: catalog.get_restrictions(conn, customer_id))
 
     async def list_products(self, after: str | None, limit: int) -> list[Product]:
         return await self._run(lambda conn: catalog.list_products(conn, after, limit))
