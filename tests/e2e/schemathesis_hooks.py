@@ -44,6 +44,14 @@ INEXPRESSIBLE: list[tuple[Rule, str]] = [
         "whether a coupon exists and applies to this basket is state",
     ),
     (
+        (ORDER_BODIES, VALIDATION, r"/items/\d+/quantity", frozenset({"quantity_limit"})),
+        "a product's max_per_order is the catalog's state (order qualification)",
+    ),
+    (
+        (ORDER_BODIES, VALIDATION, r"(/items|)", frozenset({"order_value_limit", "open_orders_limit"})),
+        "what a customer may order is the server's state (order qualification)",
+    ),
+    (
         (ORDER_BODIES, VALIDATION, r"/items/\d+/sku", frozenset({"duplicate"})),
         "each SKU at most once per order: uniqueItems compares whole items, not one field of them",
     ),

@@ -118,3 +118,24 @@ def test_bad_restrictions_are_refused_saying_why(server: Server) -> None:
         assert_problem(admin.get(f"/v1/customers/{customer}/restrictions"), 404, "not-found")
     with server.client("plain-user") as c:
         assert_problem(c.put(f"/v1/customers/{customer}/restrictions", json={}), 403, "forbidden")
+
+
+def test_a_sku_limit_holds_for_every_customer_and_every_line_naming_the_sku(server: Server) -> None:
+    sku = f"LIM-{uuid.uuid4().hex[:8]}"
+    with server.client("qual-admin", "admin") as admin:
+        put = admin.put(
+            f"/v1/products/{sku}",
+            json={"name": "Limited", "price": "5.00", "currency": "USD", "stock": 50, "max_per_order": 2},
+        )
+        assert put.status_code == 201 and put.json()["max_per_order"] == 2, put.text
+        bad = admin.put(
+            f"/v1/products/{sku}-X", json={"name": "x", "price": "1", "currency": "USD", "stock": 1, "max_per_order": 0}
+        )
+        assert assert_problem(bad, 422, "validation-error")["errors"][0]["pointer"] == "/max_per_order"  # type: ignore[index]
+    buyer = f"limited-{uuid.uuid4().hex[:6]}"
+    until(lambda: quoted(server, buyer, sku, 3) == {422}, "every worker knows the limit")
+    refused = order(server, buyer, sku, quantity=3)
+    problem = assert_problem(refused, 422, "validation-error")
+    assert [(e["pointer"], e["code"]) for e in problem["errors"]] == [("/items/0/quantity", "quantity_limit")]  # type: ignore[attr-defined]
+    assert stock(server, sku) == 50
+    assert order(server, buyer, sku, quantity=2).status_code == 201

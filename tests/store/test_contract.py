@@ -101,7 +101,7 @@ async def test_catalog_since_returns_changes_in_version_order(store: Store) -> N
     a = await store.get_product("A")
     assert a is not None
     # What the snapshot loads: every field pricing needs, in the row's order, without the timestamp.
-    assert changed.products == [PriceRow("A", "name A", "USD", 750, 1, a.version, None)]
+    assert changed.products == [PriceRow("A", "name A", "USD", 750, 1, a.version, None, None)]
     assert changed.coupons == [] and changed.promotions == []
 
 

@@ -103,6 +103,8 @@ class FakeStore:
             spec.stock,
             self._version,
             datetime.now(UTC),
+            spec.tax_class,
+            spec.max_per_order,
         )
         self.products[spec.sku] = p
         return p, created

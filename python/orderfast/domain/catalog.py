@@ -33,6 +33,7 @@ class ProductSpec:
     price: int  # minor units
     stock: int
     tax_class: str | None = None
+    max_per_order: int | None = None  # the most one order may hold of this SKU
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Product:
     version: int  # catalog version of the last change; increases with every change
     updated_at: datetime
     tax_class: str | None = None
+    max_per_order: int | None = None
 
 
 class PriceRow(NamedTuple):
@@ -59,11 +61,12 @@ class PriceRow(NamedTuple):
     stock: int
     version: int
     tax_class: str | None
+    max_per_order: int | None
 
     @classmethod
     def of(cls, product: Product) -> PriceRow:
         p = product
-        return cls(p.sku, p.name, p.currency, p.price, p.stock, p.version, p.tax_class)
+        return cls(p.sku, p.name, p.currency, p.price, p.stock, p.version, p.tax_class, p.max_per_order)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +143,7 @@ def product_document(product: Product) -> dict[str, Any]:
         "currency": product.currency,
         "stock": product.stock,
         "tax_class": product.tax_class,
+        "max_per_order": product.max_per_order,
         "updated_at": format_timestamp(product.updated_at),
     }
 

@@ -174,11 +174,19 @@ SCHEMAS: dict[str, Any] = {
             "currency": CURRENCY,
             "stock": {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
             "tax_class": {"type": ["string", "null"]},
+            "max_per_order": _nullable(
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": _core.MAX_QUANTITY,
+                    "description": "the most one order may hold of this SKU (422 quantity_limit); null: no limit",
+                }
+            ),
         },
     },
     "Product": {
         "type": "object",
-        "required": ["sku", "name", "price", "currency", "stock", "tax_class", "updated_at"],
+        "required": ["sku", "name", "price", "currency", "stock", "tax_class", "max_per_order", "updated_at"],
         "properties": {
             "sku": SKU,
             "name": {"type": "string"},
@@ -186,6 +194,7 @@ SCHEMAS: dict[str, Any] = {
             "currency": CURRENCY,
             "stock": {"type": "integer"},
             "tax_class": {"type": ["string", "null"]},
+            "max_per_order": _nullable({"type": "integer"}),
             "updated_at": TIME,
         },
     },

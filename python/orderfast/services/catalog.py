@@ -60,7 +60,7 @@ def load_into(catalog: _core.Catalog, changes: CatalogChanges) -> None:
             version,
         )
     products: list[tuple[str, str, str, int, str | None, int | None]] = [
-        (p.sku, p.name, p.currency, p.price, p.tax_class, None) for p in changes.products
+        (p.sku, p.name, p.currency, p.price, p.tax_class, p.max_per_order) for p in changes.products
     ]
     _load("products", catalog.upsert, products, lambda row: row[0])
     _load(

@@ -144,7 +144,7 @@ def _raise(errors: Errors) -> None:
 
 
 def parse_product(sku: str, doc: Any, tax_classes: Callable[[str], bool]) -> ProductSpec:
-    doc, errors = _object(doc, ("name", "price", "currency", "stock", "tax_class"), "product")
+    doc, errors = _object(doc, ("name", "price", "currency", "stock", "tax_class", "max_per_order"), "product")
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LEN or not storable(name):
         errors.append(("/name", "invalid", f"a non-empty string of at most {MAX_NAME_LEN} characters, without U+0000"))
@@ -156,9 +156,10 @@ def parse_product(sku: str, doc: Any, tax_classes: Callable[[str], bool]) -> Pro
     tax_class = doc.get("tax_class")
     if tax_class is not None and (not isinstance(tax_class, str) or not tax_classes(tax_class)):
         errors.append(("/tax_class", "unknown_tax_class", "not a tax class of the configured tax table"))
+    max_per_order = _int(doc, "max_per_order", 1, _core.MAX_QUANTITY, errors)
     _raise(errors)
     assert isinstance(name, str) and currency is not None and price is not None and isinstance(stock, int)
-    return ProductSpec(sku, name.strip(), currency, price, stock, tax_class)
+    return ProductSpec(sku, name.strip(), currency, price, stock, tax_class, max_per_order)
 
 
 def parse_coupon(code: str, doc: Any) -> CouponSpec:

@@ -30,8 +30,8 @@ from orderfast.domain.customers import Restrictions, RestrictionsSpec
 T = TypeVar("T")
 
 CATALOG_LOCK = 0x6F66_0002
-PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class"
-PRICE_COLUMNS = "sku, name, currency, price_minor, stock, version, tax_class"  # PriceRow's order
+PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class, max_per_order"
+PRICE_COLUMNS = "sku, name, currency, price_minor, stock, version, tax_class, max_per_order"  # PriceRow's order
 COUPON_COLUMNS = (
     "code, currency, percent_off, amount_off_minor, min_subtotal_minor, skus, expires_at, "
     "max_redemptions, redemptions, version, updated_at"
@@ -70,10 +70,10 @@ async def _write(conn: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Reco
 async def put_product(conn: asyncpg.Connection, spec: ProductSpec) -> tuple[Product, bool]:
     row = await _write(
         conn,
-        f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, {_NEXT}, $6) "
+        f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, {_NEXT}, $6, $7) "
         "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, currency = excluded.currency, "
         "price_minor = excluded.price_minor, stock = excluded.stock, version = excluded.version, "
-        "updated_at = excluded.updated_at, tax_class = excluded.tax_class "
+        "updated_at = excluded.updated_at, tax_class = excluded.tax_class, max_per_order = excluded.max_per_order "
         f"RETURNING {PRODUCT_COLUMNS}, (xmax = 0) AS inserted",
         spec.sku,
         spec.name,
@@ -81,6 +81,7 @@ async def put_product(conn: asyncpg.Connection, spec: ProductSpec) -> tuple[Prod
         spec.price,
         spec.stock,
         spec.tax_class,
+        spec.max_per_order,
     )
     return _product(row), bool(row["inserted"])
 
@@ -192,6 +193,7 @@ def _product(r: Any) -> Product:
         r["version"],
         r["updated_at"],
         r["tax_class"],
+        r["max_per_order"],
     )
 
 

@@ -33,8 +33,8 @@ from orderfast.store.sqlite.codec import (
 
 T = TypeVar("T")
 
-PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class"
-PRICE_COLUMNS = "sku, name, currency, price_minor, stock, version, tax_class"  # PriceRow's order
+PRODUCT_COLUMNS = "sku, name, currency, price_minor, stock, version, updated_at, tax_class, max_per_order"
+PRICE_COLUMNS = "sku, name, currency, price_minor, stock, version, tax_class, max_per_order"  # PriceRow's order
 COUPON_COLUMNS = (
     "code, currency, percent_off, amount_off_minor, min_subtotal_minor, skus, expires_at, "
     "max_redemptions, redemptions, version, updated_at"
@@ -67,14 +67,32 @@ def _write(
 def put_product(conn: sqlite3.Connection, spec: ProductSpec) -> tuple[Product, bool]:
     def write(version: int, now: int) -> Product:
         conn.execute(
-            f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO products ({PRODUCT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sku) DO UPDATE SET name = excluded.name, currency = excluded.currency, "
             "price_minor = excluded.price_minor, stock = excluded.stock, version = excluded.version, "
-            "updated_at = excluded.updated_at, tax_class = excluded.tax_class",
-            (spec.sku, spec.name, spec.currency, spec.price, spec.stock, version, now, spec.tax_class),
+            "updated_at = excluded.updated_at, tax_class = excluded.tax_class, max_per_order = excluded.max_per_order",
+            (
+                spec.sku,
+                spec.name,
+                spec.currency,
+                spec.price,
+                spec.stock,
+                version,
+                now,
+                spec.tax_class,
+                spec.max_per_order,
+            ),
         )
         return Product(
-            spec.sku, spec.name, spec.currency, spec.price, spec.stock, version, from_ms(now), spec.tax_class
+            spec.sku,
+            spec.name,
+            spec.currency,
+            spec.price,
+            spec.stock,
+            version,
+            from_ms(now),
+            spec.tax_class,
+            spec.max_per_order,
         )
 
     return _write(conn, "products", "sku", spec.sku, write)
@@ -200,8 +218,8 @@ def _stamp(ms: int | None) -> datetime | None:
 
 
 def _product(row: Any) -> Product:
-    sku, name, currency, price, stock, version, updated, tax_class = row
-    return Product(sku, name, currency, price, stock, version, from_ms(updated), tax_class)
+    sku, name, currency, price, stock, version, updated, tax_class, max_per_order = row
+    return Product(sku, name, currency, price, stock, version, from_ms(updated), tax_class, max_per_order)
 
 
 def _coupon(row: Any) -> Coupon:

@@ -9,6 +9,9 @@
 -- orders and refuses a plan that would go past the cap (open_orders_exceeded; like a refusal for
 -- stock, it leaves no idempotency record). Everything else is as in 0006.
 
+-- The most one order may hold of a SKU (NULL: no limit), applied by the Rust pricer.
+ALTER TABLE products ADD COLUMN max_per_order int CHECK (max_per_order >= 1);
+
 CREATE TABLE customer_restrictions (
     customer_id     text        PRIMARY KEY,
     blocked         boolean     NOT NULL DEFAULT false,
