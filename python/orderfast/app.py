@@ -193,6 +193,7 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
                 trusted_proxies=settings.trusted_proxies,
                 api_keys=parts.api_keys,
                 shared=parts.shared_limits,
+                cert_header=settings.client_cert_header,
             ),
         ],
         exception_handlers=dict(EXCEPTION_HANDLERS),

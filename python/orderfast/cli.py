@@ -95,7 +95,7 @@ orderfast is starting on {base} ({settings.store_kind} store, data in {settings.
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
-    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
@@ -170,6 +170,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # A worker that dies (killed for memory, say) is replaced; the others keep serving. (Granian
         # still stops on a crash loop: the same worker dying again within 5.5 s.)
         respawn_failed_workers=True,
+        # HTTPS when a certificate is set; with a client CA, mutual TLS: a client without a
+        # certificate from it gets no connection (TLS 1.2 and 1.3).
+        ssl_cert=settings.tls_cert,
+        ssl_key=settings.tls_key,
+        ssl_ca=settings.tls_client_ca,
+        ssl_client_verify=settings.tls_client_ca is not None,
+        ssl_protocol_min=SSLProtocols.tls12,
     )
     try:
         # Each worker builds its app from these very settings (flags applied), not from the environment.

@@ -179,6 +179,29 @@ class Settings:
         default_doc="none",
         doc="addresses/CIDRs whose `X-Forwarded-For` is believed",
     )
+    tls_cert: Path | None = setting(
+        env="TLS_CERT",
+        parse=v.readable_file,
+        default_doc="none",
+        doc="serve HTTPS with this certificate chain (PEM; with ORDERFAST_TLS_KEY); otherwise plain HTTP",
+    )
+    tls_key: Path | None = setting(
+        env="TLS_KEY", parse=v.readable_file, default_doc="none", doc="the certificate's private key (PEM, PKCS#8)"
+    )
+    tls_client_ca: Path | None = setting(
+        env="TLS_CLIENT_CA",
+        parse=v.readable_file,
+        default_doc="none",
+        doc="mutual TLS: only clients with a certificate from these CAs (PEM) get a connection at all; "
+        "requests still authenticate as always (see Operations → Mutual TLS)",
+    )
+    client_cert_header: str | None = setting(
+        env="CLIENT_CERT_HEADER",
+        parse=v.header_name,
+        default_doc="none",
+        doc="mutual TLS at a proxy: the header in which a trusted proxy (ORDERFAST_TRUSTED_PROXIES) passes the "
+        "verified client certificate's subject; its common name becomes a principal with the role `service`",
+    )
     webhook_secrets: tuple[Secret, ...] = setting(
         (),
         env="WEBHOOK_SECRET",
@@ -434,6 +457,16 @@ class Settings:
             raise ConfigError("ORDERFAST_DATABASE_READ_URL needs ORDERFAST_DATABASE_URL (its primary)")
         if self.read_cache and self.redis_url is None:
             raise ConfigError("ORDERFAST_READ_CACHE needs ORDERFAST_REDIS_URL")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("ORDERFAST_TLS_CERT and ORDERFAST_TLS_KEY go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError(
+                "ORDERFAST_TLS_CLIENT_CA needs ORDERFAST_TLS_CERT and ORDERFAST_TLS_KEY (TLS to verify clients in)"
+            )
+        if self.client_cert_header is not None and not self.trusted_proxies:
+            raise ConfigError(
+                "ORDERFAST_CLIENT_CERT_HEADER needs ORDERFAST_TRUSTED_PROXIES: the header is believed only from them"
+            )
         if self.tax_rates and self.tax_file is not None:
             raise ConfigError("set ORDERFAST_TAX_RATES or ORDERFAST_TAX_FILE, not both")
         changes: dict[str, Any] = {}

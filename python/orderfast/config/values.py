@@ -6,6 +6,7 @@ A parser is ``(text, name) -> value``; ``name`` is the full variable name, for t
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,27 @@ def secret(value: str, name: str) -> Secret:
 
 def path(value: str, name: str) -> Path:
     return Path(value)
+
+
+def readable_file(value: str, name: str) -> Path:
+    """A file that can be read now: a typo'd path stops the start, not the first TLS handshake."""
+    p = Path(value)
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read {value}: {e.strerror}") from None
+    return p
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def header_name(value: str, name: str) -> str:
+    """An HTTP field name, lower-cased (as the server hands them to the app)."""
+    if not _TOKEN.fullmatch(value.strip()):
+        raise ConfigError(f"{name} must be an HTTP header name, e.g. x-client-cert-subject")
+    return value.strip().lower()
 
 
 def integer(minimum: int) -> Parser:

@@ -54,6 +54,22 @@ def _trusted(address: str, trusted: Iterable[Network]) -> bool:
     return any(ip in net for net in trusted)
 
 
+SERVICE_ROLES = frozenset({"service"})
+_CN = re.compile(r"(?:^|[/,+])\s*CN\s*=\s*((?:\\.|[^/,+])+)", re.IGNORECASE)
+
+
+def common_name(subject: str) -> str | None:
+    """The CN of a certificate subject as proxies write it: RFC 4514 (``CN=inventory,O=Shop``:
+    nginx's ``$ssl_client_s_dn``) or OpenSSL's one-line form (``/O=Shop/CN=inventory``: HAProxy's
+    ``ssl_c_s_dn``). The last CN wins (the most specific in either order); None when there is
+    none or it is not 1-128 printable characters."""
+    found = _CN.findall(subject.strip())
+    if not found:
+        return None
+    name = re.sub(r"\\(.)", r"\1", found[-1]).strip()
+    return name if 0 < len(name) <= 128 and name.isprintable() else None
+
+
 class RoutePolicies:
     """Which named policies apply to a request, and how each is keyed.
 
@@ -177,20 +193,25 @@ class V1Guard:
         trusted_proxies: Sequence[Network] = (),
         api_keys: ApiKeyService | None = None,
         shared: SharedRateLimits | None = None,
+        cert_header: str | None = None,
     ) -> None:
+        """``cert_header``: where a trusted proxy that terminated mutual TLS passes the verified
+        client certificate's subject (ORDERFAST_CLIENT_CERT_HEADER)."""
         self.app = app
         self.verifier = verifier
         self.live = limits
         self.trusted = list(trusted_proxies)
         self.api_keys = api_keys
         self.shared = shared
+        self.cert_header = cert_header.encode() if cert_header else b""  # b"": no header is named so
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The payment webhook authenticates with its signature, not a bearer token.
         if scope["type"] != "http" or not scope["path"].startswith("/v1/") or scope["path"] in UNGUARDED:
             await self.app(scope, receive, send)
             return
-        authorization = forwarded = api_key = None
+        authorization = forwarded = api_key = subject = None
+        cert_header = self.cert_header
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
@@ -198,11 +219,15 @@ class V1Guard:
                 api_key = value.decode("latin-1")
             elif name == b"x-forwarded-for" and self.trusted:
                 forwarded = value.decode("latin-1")
+            elif name == cert_header:
+                subject = value.decode("latin-1")
         peer = scope.get("client")
         ip = client_address(peer[0] if peer else None, forwarded, self.trusted)
         limits = self.live.current
         try:
-            if tracing.ENABLED:
+            if subject is not None and authorization is None and api_key is None:
+                principal = self._certified(subject, peer[0] if peer else None)
+            elif tracing.ENABLED:
                 with tracing.span("authenticate", {"orderfast.auth.scheme": _scheme(api_key, self.api_keys)}):
                     principal = await self._authenticate(authorization, api_key, ip, scope, limits)
             elif api_key is not None and self.api_keys is not None:
@@ -223,6 +248,17 @@ class V1Guard:
         scope[PRINCIPAL] = principal
         scope[RESPONSE_FIELDS] = outcome  # the request observer adds them to the answer
         await self.app(scope, receive, send)
+
+    def _certified(self, subject: str, peer: str | None) -> Principal:
+        """The principal of a client certificate a trusted proxy verified: its common name, with
+        the role ``service``. From anyone else the header means nothing and the request is refused
+        as unauthenticated (a client cannot name itself by sending the header)."""
+        if peer is None or not _trusted(peer, self.trusted):
+            raise unauthorized("a bearer token or an API key is required")
+        name = common_name(subject)
+        if name is None:
+            raise unauthorized("the client certificate's subject has no usable common name")
+        return Principal(name, SERVICE_ROLES)
 
     async def _authenticate(
         self, authorization: str | None, api_key: str | None, ip: str | None, scope: Scope, limits: RateLimits
