@@ -29,26 +29,19 @@ log = logging.getLogger("orderfast.http")
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-async def _problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Problem)
-    return exc.response(request.url.path)
-
-
-async def _validation(request: Request, exc: Exception) -> Response:
+def _validation(exc: Exception, method: str, path: str) -> Problem:
     assert isinstance(exc, _core.ValidationError)
     if exc.malformed:
-        problem = Problem(400, "malformed-json", "Malformed JSON", exc.errors[0][2])
-    else:
-        problem = Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors)
-    return problem.response(request.url.path)
+        return Problem(400, "malformed-json", "Malformed JSON", exc.errors[0][2])
+    return Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors)
 
 
-async def _invalid_input(request: Request, exc: Exception) -> Response:
+def _invalid_input(exc: Exception, method: str, path: str) -> Problem:
     assert isinstance(exc, InvalidInputError)
-    return Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors).response(request.url.path)
+    return Problem(422, "validation-error", "Invalid request", str(exc), errors=exc.errors)
 
 
-async def _price_changed(request: Request, exc: Exception) -> Response:
+def _price_changed(exc: Exception, method: str, path: str) -> Problem:
     assert isinstance(exc, _core.PriceChangedError)
     fmt = _core.format_amount
     return Problem(
@@ -61,37 +54,88 @@ async def _price_changed(request: Request, exc: Exception) -> Response:
             "current_total": fmt(exc.actual, exc.currency),
             "currency": exc.currency,
         },
-    ).response(request.url.path)
+    )
 
 
-async def _out_of_stock(request: Request, exc: Exception) -> Response:
+def _out_of_stock(exc: Exception, method: str, path: str) -> Problem:
     assert isinstance(exc, OutOfStockError)
-    return Problem(409, "out-of-stock", "Out of stock", str(exc), extra={"sku": exc.sku}).response(request.url.path)
+    return Problem(409, "out-of-stock", "Out of stock", str(exc), extra={"sku": exc.sku})
 
 
-async def _blocked(request: Request, exc: Exception) -> Response:
-    return Problem(
-        403, "customer-blocked", "Customer blocked", "this customer may not place orders; ask the shop"
-    ).response(request.url.path)
+def _blocked(exc: Exception, method: str, path: str) -> Problem:
+    return Problem(403, "customer-blocked", "Customer blocked", "this customer may not place orders; ask the shop")
 
 
-async def _in_flight(request: Request, exc: Exception) -> Response:
+def _in_flight(exc: Exception, method: str, path: str) -> Problem:
     return Problem(
         409,
         "idempotency-key-in-use",
         "Request in progress",
         "a request with this Idempotency-Key is still being processed; retry shortly",
         headers={"retry-after": "1"},
-    ).response(request.url.path)
+    )
 
 
-async def _mismatch(request: Request, exc: Exception) -> Response:
+def _mismatch(exc: Exception, method: str, path: str) -> Problem:
     return Problem(
         422,
         "idempotency-key-reused",
         "Idempotency-Key reused",
         "this Idempotency-Key was already used with a different request body",
-    ).response(request.url.path)
+    )
+
+
+def _constraint(exc: Exception, method: str, path: str) -> Problem:
+    return Problem(409, "conflict", "Conflict", "the change conflicts with the current state of the resource")
+
+
+def _not_found(exc: Exception, method: str, path: str) -> Problem:
+    return Problem(404, "not-found", "Not found", f"no such {exc}")
+
+
+def _invalid_state(exc: Exception, method: str, path: str) -> Problem:
+    assert isinstance(exc, InvalidStateError)
+    return Problem(409, "invalid-state", "Invalid state", str(exc), extra={"order_status": exc.status})
+
+
+def _unavailable(exc: Exception, method: str, path: str) -> Problem:
+    assert isinstance(exc, StoreUnavailable)
+    return store_unavailable(method, path, exc, exc.maybe_applied)
+
+
+# The domain's refusals, each as the one problem every ingress answers (HTTP as RFC 9457, gRPC as
+# a google.rpc.Status made from it: orderfast/rpc/status.py).
+PROBLEMS: Mapping[type[Exception], Callable[[Exception, str, str], Problem]] = {
+    _core.ValidationError: _validation,
+    InvalidInputError: _invalid_input,
+    _core.PriceChangedError: _price_changed,
+    OutOfStockError: _out_of_stock,
+    _core.CustomerBlockedError: _blocked,
+    _core.KeyInFlightError: _in_flight,
+    _core.KeyMismatchError: _mismatch,
+    ConflictError: _constraint,
+    NotFoundError: _not_found,
+    InvalidStateError: _invalid_state,
+    StoreUnavailable: _unavailable,
+}
+
+
+def problem_for(exc: Exception, method: str, path: str) -> Problem | None:
+    """The problem a domain refusal answers (``method`` and ``path`` say what was asked, for the
+    ones that depend on it); None for anything else (a bug: a 500)."""
+    if isinstance(exc, Problem):
+        return exc
+    for cls in type(exc).__mro__:
+        make = PROBLEMS.get(cls)
+        if make is not None:
+            return make(exc, method, path)
+    return None
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    problem = problem_for(exc, request.method, request.url.path)
+    assert problem is not None
+    return problem.response(request.url.path)
 
 
 async def _http(request: Request, exc: Exception) -> Response:
@@ -114,33 +158,6 @@ async def _http(request: Request, exc: Exception) -> Response:
     return Problem(exc.status_code, slug, title, headers=headers).response(request.url.path)
 
 
-async def _constraint(request: Request, exc: Exception) -> Response:
-    return Problem(409, "conflict", "Conflict", "the change conflicts with the current state of the resource").response(
-        request.url.path
-    )
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return Problem(404, "not-found", "Not found", f"no such {exc}").response(request.url.path)
-
-
-async def _invalid_state(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, InvalidStateError)
-    return Problem(
-        409,
-        "invalid-state",
-        "Invalid state",
-        str(exc),
-        extra={"order_status": exc.status},
-    ).response(request.url.path)
-
-
-async def _unavailable(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StoreUnavailable)
-    path = request.url.path
-    return store_unavailable(request.method, path, exc, exc.maybe_applied).response(path)
-
-
 async def _disconnect(request: Request, exc: Exception) -> Response:
     # Read by Starlette itself (not by read_json_body): the client left or sent a broken body.
     log.debug("request body unreadable on %s %s", request.method, request.url.path)
@@ -154,18 +171,8 @@ async def _internal(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS: Mapping[type[Exception] | int, Handler] = {
     Problem: _problem,
-    _core.ValidationError: _validation,
-    InvalidInputError: _invalid_input,
-    _core.PriceChangedError: _price_changed,
-    OutOfStockError: _out_of_stock,
-    _core.CustomerBlockedError: _blocked,
-    _core.KeyInFlightError: _in_flight,
-    _core.KeyMismatchError: _mismatch,
+    **dict.fromkeys(PROBLEMS, _problem),
     HTTPException: _http,
-    ConflictError: _constraint,
-    NotFoundError: _not_found,
-    InvalidStateError: _invalid_state,
-    StoreUnavailable: _unavailable,
     ClientDisconnect: _disconnect,
     Exception: _internal,
 }
