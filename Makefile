@@ -45,6 +45,10 @@ test: build ## build, then run every test suite (cargo and pytest)
 	cargo test --quiet
 	$(BIN)/pytest -q
 
+PROTO := python/orderfast/rpc/v1/orders.proto
+proto: $(DEV) ## regenerate the gRPC modules from $(PROTO) (grpcio-tools, pinned in pyproject.toml)
+	$(BIN)/python -m grpc_tools.protoc -Ipython --python_out=python --pyi_out=python --grpc_python_out=python $(PROTO)
+
 lint: build ## ruff, mypy --strict, stubtest of _core.pyi, rustfmt and clippy
 	$(BIN)/ruff check python tests bench
 	$(BIN)/ruff format --check python tests bench
@@ -81,4 +85,4 @@ image: ## build the container image with podman (localhost/orderfast:dev; no reg
 clean: ## remove build outputs and local data
 	rm -rf target .orderfast .pytest_cache .mypy_cache .ruff_cache python/orderfast/*.so $(RUNTIME) $(DEV)
 
-.PHONY: help build run test lint fmt bench bench-tools bench-quick profile image clean
+.PHONY: help build run test proto lint fmt bench bench-tools bench-quick profile image clean

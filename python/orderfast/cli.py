@@ -228,7 +228,7 @@ def _serve_metrics(host: str, port: int, directory: Path) -> None:
     threading.Thread(target=httpd.serve_forever, name="orderfast-metrics", daemon=True).start()
 
 
-def _check_before_serving(settings: Settings) -> None:
+def _check_before_serving(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Every start-up failure the workers would meet, met once here with one clear line (main prints
     it and exits non-zero) instead of a traceback per worker: a setting the app cannot use, a port
     already taken, a database unreachable or not migrated."""
@@ -237,16 +237,17 @@ def _check_before_serving(settings: Settings) -> None:
     from orderfast.app import create_app
 
     create_app(settings)  # builds everything, opens nothing: settings and key files are checked
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    host, port = host or settings.host, port or settings.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # SO_REUSEADDR (as servers set it: a port in TIME_WAIT is free) but not SO_REUSEPORT: a port
         # another server listens on, even one that would share it, refuses the bind.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((settings.host, settings.port))
+            probe.bind((host, port))
         except OSError as e:
             raise ConfigError(
-                f"cannot listen on {settings.host}:{settings.port} ({e.strerror}); pick another port with "
+                f"cannot listen on {host}:{port} ({e.strerror}); pick another port with "
                 f"--port N or ORDERFAST_PORT (make run PORT=N)"
             ) from None
 
@@ -366,6 +367,25 @@ def _relay(settings: Settings, args: argparse.Namespace) -> None:
         asyncio.run(run())
 
 
+def _serve_grpc(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        import grpc  # noqa: F401 - only to say what is missing, before anything else starts
+        import grpc_health  # noqa: F401
+    except ImportError:
+        raise ConfigError("orderfast serve-grpc needs the grpc extra: pip install 'orderfast[grpc]'") from None
+    from orderfast.rpc.server import serve
+
+    host = args.host or settings.host
+    _check_before_serving(settings, host, args.port)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop comes with granian[uvloop]
+        pass
+    asyncio.run(serve(settings, host, args.port))
+
+
 def _outbox(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> int:
         async with bootstrap.opened_store(settings) as store:
@@ -472,6 +492,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], None]] = {
     "serve": _serve,
+    "serve-grpc": _serve_grpc,
     "migrate": _migrate,
     "relay": _relay,
     "outbox": _outbox,
@@ -518,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the demo's defaults for what the environment leaves unset: the tax classes standard=20 and "
         "reduced=5.5, and a payment webhook secret generated in the data directory (make run uses it)",
     )
+
+    grpc_serve = sub.add_parser("serve-grpc", help="serve the gRPC API (orderfast.v1.Orders; the grpc extra)")
+    grpc_serve.add_argument("--host", help="bind address (ORDERFAST_HOST, default 127.0.0.1)")
+    grpc_serve.add_argument("--port", type=int, default=50051, help="port (default 50051)")
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--seed-demo", action="store_true", help="seed the demo catalog if empty")

@@ -20,6 +20,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "outbox": {"_core", "domain", "store", "config", "observability", "resilience"},
     # store.consistency: which reads may go to a replica, and the position a client reads after
     "http": {"_core", "domain", "services", "store.base", "store.consistency", "observability", "resilience"},
+    # the gRPC ingress: the HTTP one's guard and problems, the same services
+    "rpc": {"_core", "bootstrap", "config", "domain", "services", "store.base", "http", "observability", "resilience"},
     "observability": set(),
     # deadlines and circuit breakers: a leaf too, that counts and logs through observability
     "resilience": {"observability"},

@@ -222,32 +222,56 @@ class V1Guard:
             elif name == cert_header:
                 subject = value.decode("latin-1")
         peer = scope.get("client")
-        ip = client_address(peer[0] if peer else None, forwarded, self.trusted)
+        address = peer[0] if peer else None
+        ip = client_address(address, forwarded, self.trusted)
+        try:
+            principal, fields = await self.admit(
+                scope["method"], scope["path"], authorization, api_key, subject, address, ip
+            )
+        except Problem as answer:
+            await answer.response(scope["path"])(scope, receive, send)
+            return
+        scope[PRINCIPAL] = principal
+        scope[RESPONSE_FIELDS] = fields  # the request observer adds them to the answer
+        await self.app(scope, receive, send)
+
+    async def admit(
+        self,
+        method: str,
+        path: str,
+        authorization: str | None,
+        api_key: str | None,
+        subject: str | None,
+        peer: str | None,
+        ip: str | None,
+        known: Principal | None = None,
+    ) -> tuple[Principal, list[tuple[bytes, bytes]]]:
+        """Authenticates and rate limits one request to the route ``method path``: the principal
+        and the RateLimit fields for the answer, or raises the Problem to answer instead. Every
+        ingress (HTTP here, gRPC in orderfast/rpc) admits requests through this. ``known``: a
+        principal the transport itself authenticated (a client certificate gRPC verified)."""
         limits = self.live.current
         try:
-            if subject is not None and authorization is None and api_key is None:
-                principal = self._certified(subject, peer[0] if peer else None)
+            if known is not None:
+                principal = known
+            elif subject is not None and authorization is None and api_key is None:
+                principal = self._certified(subject, peer)
             elif tracing.ENABLED:
                 with tracing.span("authenticate", {"orderfast.auth.scheme": _scheme(api_key, self.api_keys)}):
-                    principal = await self._authenticate(authorization, api_key, ip, scope, limits)
+                    principal = await self._authenticate(authorization, api_key, ip, method, path, limits)
             elif api_key is not None and self.api_keys is not None:
-                principal = await self._api_key(api_key, ip, scope, limits)
+                principal = await self._api_key(api_key, ip, method, path, limits)
             else:
                 principal = self.verifier.verify(authorization)
         except _Paid as answer:
-            await answer.problem.response(scope["path"])(scope, receive, send)
-            return
+            raise answer.problem from None
         except Problem as refused:
-            await self._refuse(refused, ip, scope, receive, send, limits)
-            return
-        group = limits.policies.group(scope["method"], scope["path"])
+            raise await self._refused(refused, ip, limits) from None
+        group = limits.policies.group(method, path)
         outcome = await self._decide(limits, group, group.keys(principal.user_id, ip))
         if isinstance(outcome, Problem):
-            await outcome.response(scope["path"])(scope, receive, send)
-            return
-        scope[PRINCIPAL] = principal
-        scope[RESPONSE_FIELDS] = outcome  # the request observer adds them to the answer
-        await self.app(scope, receive, send)
+            raise outcome
+        return principal, outcome
 
     def _certified(self, subject: str, peer: str | None) -> Principal:
         """The principal of a client certificate a trusted proxy verified: its common name, with
@@ -261,13 +285,19 @@ class V1Guard:
         return Principal(name, SERVICE_ROLES)
 
     async def _authenticate(
-        self, authorization: str | None, api_key: str | None, ip: str | None, scope: Scope, limits: RateLimits
+        self,
+        authorization: str | None,
+        api_key: str | None,
+        ip: str | None,
+        method: str,
+        path: str,
+        limits: RateLimits,
     ) -> Principal:
         if api_key is not None and self.api_keys is not None:
-            return await self._api_key(api_key, ip, scope, limits)
+            return await self._api_key(api_key, ip, method, path, limits)
         return self.verifier.verify(authorization)
 
-    async def _api_key(self, api_key: str, ip: str | None, scope: Scope, limits: RateLimits) -> Principal:
+    async def _api_key(self, api_key: str, ip: str | None, method: str, path: str, limits: RateLimits) -> Principal:
         assert self.api_keys is not None
         if self.api_keys.remembers(api_key):
             try:
@@ -290,20 +320,17 @@ class V1Guard:
             raise _Paid(refused) from None
         except StoreUnavailable as e:
             # Outside the app's exception table (this layer is): a 503 to retry, never a 500.
-            raise _Paid(store_unavailable(scope["method"], scope["path"], e, maybe_applied=False)) from None
+            raise _Paid(store_unavailable(method, path, e, maybe_applied=False)) from None
 
-    async def _refuse(
-        self, refused: Problem, ip: str | None, scope: Scope, receive: Receive, send: Send, limits: RateLimits
-    ) -> None:
+    async def _refused(self, refused: Problem, ip: str | None, limits: RateLimits) -> Problem:
         """Refused credentials still cost the client address its quota, so that guessing tokens
         or keys is as limited as anything else; past the quota the answer is a 429."""
         group = limits.policies.anonymous
         outcome = await self._decide(limits, group, group.keys(None, ip))
         if isinstance(outcome, Problem):
-            refused = outcome
-        else:
-            refused.headers.update({k.decode(): v.decode() for k, v in outcome})
-        await refused.response(scope["path"])(scope, receive, send)
+            return outcome
+        refused.headers.update({k.decode(): v.decode() for k, v in outcome})
+        return refused
 
     async def _decide(
         self, limits: RateLimits, group: Group, keys: list[str | None]

@@ -1,0 +1,252 @@
+"""``orderfast serve-grpc``: ``orderfast.v1.Orders`` on grpcio's asyncio server, in a process of its
+own beside the HTTP workers, sharing the database, Redis and the rules.
+
+Each call goes through what an HTTP request goes through: the same guard (bearer JWT, API key or a
+client certificate; the route's rate-limit policies, as the equivalent ``/v1`` route), the same
+services (the create-order body is the HTTP one, so the Rust validator and pricer decide alike), and
+the same problems, spelled as ``google.rpc.Status`` (rpc/status.py). Health checking
+(``grpc.health.v1``) and server reflection are served too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import orjson
+from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+
+from orderfast import _core, bootstrap
+from orderfast.bootstrap import Parts
+from orderfast.config import Settings
+from orderfast.domain.orders import order_json
+from orderfast.http.auth import Principal
+from orderfast.http.errors import problem_for
+from orderfast.http.guard import SERVICE_ROLES, V1Guard, common_name
+from orderfast.http.paging import decode_cursor, encode_cursor
+from orderfast.http.problems import Problem, not_found
+from orderfast.http.request import MAX_IDEMPOTENCY_KEY_LEN
+from orderfast.rpc.status import status_of
+from orderfast.rpc.v1 import orders_pb2, orders_pb2_grpc
+
+log = logging.getLogger("orderfast.grpc")
+
+SERVICE = "orderfast.v1.Orders"
+Reply = TypeVar("Reply")
+
+
+def _peer_address(peer: str) -> str | None:
+    """``ipv4:127.0.0.1:5000`` / ``ipv6:[::1]:5000`` → the address."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return None
+
+
+def _unused_app(*args: Any) -> Any:  # the guard's inner app: gRPC calls never reach it
+    raise AssertionError("not an ASGI app")
+
+
+class OrdersService(orders_pb2_grpc.OrdersServicer):
+    def __init__(self, parts: Parts) -> None:
+        settings = parts.settings
+        self._orders = parts.orders
+        self._lifecycle = parts.lifecycle
+        self._guard = V1Guard(
+            _unused_app,
+            parts.verifier,
+            parts.limits,
+            trusted_proxies=settings.trusted_proxies,
+            api_keys=parts.api_keys,
+            shared=parts.shared_limits,
+        )
+        self._certificates = settings.tls_client_ca is not None
+
+    async def _call(
+        self, context: grpc.aio.ServicerContext, method: str, path: str, work: Callable[[Principal], Awaitable[Reply]]
+    ) -> Reply:
+        """Admits the call as the route ``method path`` would be, runs it, and answers any refusal
+        as the problem's status (a bug, as INTERNAL without its details)."""
+        try:
+            who = await self._admit(context, method, path)
+            return await work(who)
+        except Exception as e:
+            problem = problem_for(e, method, path)
+            if problem is None:
+                log.error("unhandled error on %s %s (gRPC)", method, path, exc_info=e)
+                problem = Problem(500, "internal", "Internal server error")
+            await context.abort_with_status(rpc_status.to_status(status_of(problem)))
+            raise AssertionError("abort_with_status returns only by raising") from None
+
+    async def _admit(self, context: grpc.aio.ServicerContext, method: str, path: str) -> Principal:
+        authorization = api_key = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                authorization = value
+            elif key == "x-api-key":
+                api_key = value
+        peer = _peer_address(context.peer())
+        known = None
+        if authorization is None and api_key is None and self._certificates:
+            # Mutual TLS at this server: unlike Granian, grpcio hands over the verified certificate.
+            names = context.auth_context().get("x509_common_name") or []
+            name = common_name("CN=" + names[0].decode("utf-8", "replace")) if names else None
+            if name is not None:
+                known = Principal(name, SERVICE_ROLES)
+        principal, _ = await self._guard.admit(method, path, authorization, api_key, None, peer, peer, known)
+        return principal
+
+    # -- the methods
+
+    async def CreateOrder(
+        self, request: orders_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.Order:
+        async def work(who: Principal) -> orders_pb2.Order:
+            key = request.idempotency_key
+            if not (
+                1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LEN and key.isascii() and key.isprintable() and " " not in key
+            ):
+                raise Problem(
+                    400,
+                    "idempotency-key-invalid",
+                    "Invalid Idempotency-Key",
+                    f"idempotency_key: 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters",
+                )
+            result = await self._orders.create(who.user_id, key, _body(request))
+            if result.replayed:
+                await context.send_initial_metadata((("idempotent-replayed", "true"),))
+            return _parse(result.body, orders_pb2.Order())
+
+        return await self._call(context, "POST", "/v1/orders", work)
+
+    async def Quote(
+        self, request: orders_pb2.QuoteRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.QuoteResponse:
+        async def work(who: Principal) -> orders_pb2.QuoteResponse:
+            payload = await self._orders.quote(_body(request), who.user_id)
+            return _parse(payload, orders_pb2.QuoteResponse())
+
+        return await self._call(context, "POST", "/v1/quotes", work)
+
+    async def GetOrder(
+        self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.Order:
+        async def work(who: Principal) -> orders_pb2.Order:
+            order = await self._orders.document(request.order_id) if _core.is_order_id(request.order_id) else None
+            if order is None or (order.customer_id != who.user_id and not who.is_admin):
+                raise not_found("order")
+            return _parse(order.body, orders_pb2.Order())
+
+        return await self._call(context, "GET", f"/v1/orders/{request.order_id}", work)
+
+    async def ListOrders(
+        self, request: orders_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.ListOrdersResponse:
+        async def work(who: Principal) -> orders_pb2.ListOrdersResponse:
+            limit = request.limit or 20
+            if not 1 <= limit <= 100:
+                raise Problem(400, "invalid-limit", "Invalid limit", "limit: 1 to 100")
+            before = decode_cursor(request.cursor, _core.is_order_id) if request.cursor else None
+            rows = await self._orders.list(who.user_id, limit + 1, before)
+            page = rows[:limit]
+            reply = orders_pb2.ListOrdersResponse(next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "")
+            for order in page:
+                _parse(order_json(order), reply.items.add())
+            return reply
+
+        return await self._call(context, "GET", "/v1/orders", work)
+
+    async def CancelOrder(
+        self, request: orders_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_pb2.Order:
+        async def work(who: Principal) -> orders_pb2.Order:
+            if not _core.is_order_id(request.order_id):
+                raise not_found("order")
+            order = await self._lifecycle.cancel(request.order_id, who.user_id, who.is_admin)
+            return _parse(order_json(order), orders_pb2.Order())
+
+        return await self._call(context, "POST", f"/v1/orders/{request.order_id}/cancel", work)
+
+
+Message = TypeVar("Message")
+
+
+def _parse(document: bytes, message: Message) -> Message:
+    """The HTTP API's JSON document as the proto message of the same fields."""
+    json_format.Parse(document, message, ignore_unknown_fields=True)
+    return message
+
+
+def _body(request: orders_pb2.CreateOrderRequest | orders_pb2.QuoteRequest) -> bytes:
+    """The HTTP API's create-order body, so that one validator and one pricer decide for both."""
+    doc: dict[str, Any] = {
+        "currency": request.currency,
+        "items": [{"sku": item.sku, "quantity": item.quantity} for item in request.items],
+    }
+    if request.HasField("coupon"):
+        doc["coupon"] = request.coupon
+    if request.HasField("expected_total"):
+        doc["expected_total"] = request.expected_total
+    return orjson.dumps(doc)
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Runs until SIGTERM or SIGINT: health turns NOT_SERVING, then calls in flight get
+    ORDERFAST_SHUTDOWN_TIMEOUT seconds to finish."""
+    parts = bootstrap.build(settings)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+    orders_pb2_grpc.add_OrdersServicer_to_server(OrdersService(parts), server)  # type: ignore[no-untyped-call]
+    checks = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+    names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    address = f"{host}:{port}"
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca is not None else None
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+            root_certificates=ca,
+            require_client_auth=ca is not None,
+        )
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"cannot listen on {address}")
+    await parts.store.open()
+    await parts.catalog.refresh()
+    tasks = [asyncio.create_task(parts.catalog.refresh_forever(settings.catalog_refresh))]
+    live = parts.live_config(lambda policies: None)
+    if live.files:
+        tasks.append(asyncio.create_task(live.watch_forever()))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    for name in ("", SERVICE):
+        await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC listening on %s (%s)", address, "TLS" if settings.tls_cert else "plaintext")
+    try:
+        await stop.wait()
+    finally:
+        await checks.enter_graceful_shutdown()
+        await server.stop(settings.shutdown_timeout)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if parts.shared_limits is not None:
+            await parts.shared_limits.close()
+        await parts.store.close()

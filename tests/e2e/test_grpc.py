@@ -1,0 +1,254 @@
+"""The gRPC ingress end to end: a real ``orderfast serve-grpc`` beside a real HTTP server on the
+same database (both stores), called by a real gRPC client. The same orders, rules, roles, limits
+and refusals as the HTTP API; health checking, reflection, and mutual TLS naming the caller."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from orderfast.rpc.v1 import orders_pb2 as pb
+from orderfast.rpc.v1 import orders_pb2_grpc
+from tests.e2e.certs import CertificateAuthority
+from tests.e2e.conftest import Server, free_port
+from tests.e2e.test_orders import new_sku
+
+QUOTE_POLICY = '[policies.quotes]\nlimit = "3/3600"\nburst = 3\nkey = "user"\nroutes = ["POST /v1/quotes"]\n'
+
+
+class GrpcServer:
+    def __init__(self, env: dict[str, str], workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = workdir / f"grpc-{self.port}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "orderfast", "serve-grpc", "--port", str(self.port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_serving(self, channel: grpc.Channel) -> None:
+        stub = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if (
+                    stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    return
+            except grpc.RpcError:
+                pass
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def rpc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, GrpcServer, grpc.Channel]]:
+    workdir = tmp_path_factory.mktemp("grpc")
+    policies = workdir / "limits.toml"
+    policies.write_text(QUOTE_POLICY)
+    g = GrpcServer({**server.env, "ORDERFAST_RATELIMIT_FILE": str(policies)}, workdir)
+    channel = grpc.insecure_channel(g.address)
+    try:
+        g.wait_serving(channel)
+        yield server, g, channel
+    finally:
+        channel.close()
+        assert g.stop() == 0, g.log.read_text()
+
+
+def auth(server: Server, sub: str, *roles: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {server.token(sub, *roles)}"),)
+
+
+def refusal(e: grpc.RpcError) -> tuple[grpc.StatusCode, str, list[tuple[str, str]], dict[str, str], int | None]:
+    """(code, ErrorInfo.reason, [(field, reason)] of BadRequest, ErrorInfo.metadata, RetryInfo seconds)."""
+    status = rpc_status.from_call(e)
+    assert status is not None, "a refusal carries a google.rpc.Status"
+    reason, violations, meta, retry = "", [], {}, None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            assert info.domain == "orderfast"
+            reason, meta = info.reason, dict(info.metadata)
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.reason) for v in bad.field_violations]
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info_r = error_details_pb2.RetryInfo()
+            detail.Unpack(info_r)
+            retry = info_r.retry_delay.seconds
+    return e.code(), reason, violations, meta, retry
+
+
+def create(stub: orders_pb2_grpc.OrdersStub, md: object, sku: str, quantity: int = 1, key: str | None = None):  # type: ignore[no-untyped-def]
+    return stub.CreateOrder.with_call(
+        pb.CreateOrderRequest(
+            idempotency_key=key or uuid.uuid4().hex, currency="USD", items=[pb.Item(sku=sku, quantity=quantity)]
+        ),
+        metadata=md,
+    )
+
+
+def test_orders_over_grpc_are_the_orders_of_the_http_api(rpc: tuple[Server, GrpcServer, grpc.Channel]) -> None:
+    server, _, channel = rpc
+    stub = orders_pb2_grpc.OrdersStub(channel)
+    sku = new_sku(server, price="12.50", stock=10)
+    customer = f"grpc-{uuid.uuid4().hex[:8]}"
+    md = auth(server, customer)
+    quote = stub.Quote(pb.QuoteRequest(currency="USD", items=[pb.Item(sku=sku, quantity=2)]), metadata=md)
+    assert (quote.total, quote.lines[0].unit_price) == ("25.00", "12.50")
+    order, call = create(stub, md, sku, 2, key="grpc-key-1")
+    assert (order.customer_id, order.status, order.total) == (customer, "PENDING_PAYMENT", "25.00")
+    assert ("idempotent-replayed", "true") not in tuple(call.initial_metadata())
+    again, call = create(stub, md, sku, 2, key="grpc-key-1")
+    assert again == order and ("idempotent-replayed", "true") in tuple(call.initial_metadata())
+    # The very order the HTTP API serves, and its stock taken once.
+    with server.client(customer) as c:
+        assert c.get(f"/v1/orders/{order.id}").json()["total"] == "25.00"
+        assert c.get(f"/v1/products/{sku}").json()["stock"] == 8
+    assert stub.GetOrder(pb.GetOrderRequest(order_id=order.id), metadata=md) == order
+    listed = stub.ListOrders(pb.ListOrdersRequest(limit=10), metadata=md)
+    assert [o.id for o in listed.items] == [order.id] and listed.next_cursor == ""
+    canceled = stub.CancelOrder(pb.CancelOrderRequest(order_id=order.id), metadata=md)
+    assert canceled.status == "CANCELED" and canceled.cancel_reason == "customer"
+
+
+def test_refusals_are_statuses_with_the_problems_details(rpc: tuple[Server, GrpcServer, grpc.Channel]) -> None:
+    server, _, channel = rpc
+    stub = orders_pb2_grpc.OrdersStub(channel)
+    sku = new_sku(server, stock=1)
+    md = auth(server, f"grpc-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.CreateOrder(
+            pb.CreateOrderRequest(idempotency_key="k", currency="USD", items=[pb.Item(sku=sku, quantity=0)]),
+            metadata=md,
+        )
+    assert refusal(bad.value)[:3] == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "validation-error",
+        [("/items/0/quantity", "out_of_range")],
+    )
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.Quote(pb.QuoteRequest(currency="USD", items=[pb.Item(sku="NO-SUCH-SKU", quantity=1)]), metadata=md)
+    assert refusal(unknown.value)[2] == [("/items/0/sku", "unknown_sku")]
+    with pytest.raises(grpc.RpcError) as anonymous:
+        stub.ListOrders(pb.ListOrdersRequest())
+    assert refusal(anonymous.value)[:2] == (grpc.StatusCode.UNAUTHENTICATED, "unauthorized")
+    with pytest.raises(grpc.RpcError) as key:
+        stub.CreateOrder(pb.CreateOrderRequest(currency="USD", items=[pb.Item(sku=sku, quantity=1)]), metadata=md)
+    assert refusal(key.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency-key-invalid")
+    order, _ = create(stub, md, sku)
+    with pytest.raises(grpc.RpcError) as short:
+        create(stub, md, sku)
+    code, reason, _, meta, _ = refusal(short.value)
+    assert (code, reason, meta) == (grpc.StatusCode.FAILED_PRECONDITION, "out-of-stock", {"sku": sku})
+    other = auth(server, f"grpc-other-{uuid.uuid4().hex[:6]}")
+    for call in (stub.GetOrder, stub.CancelOrder):  # someone else's order does not exist for them
+        with pytest.raises(grpc.RpcError) as hidden:
+            call(
+                pb.GetOrderRequest(order_id=order.id)
+                if call is stub.GetOrder
+                else pb.CancelOrderRequest(order_id=order.id),
+                metadata=other,
+            )
+        assert refusal(hidden.value)[:2] == (grpc.StatusCode.NOT_FOUND, "not-found")
+
+
+def test_rate_limits_are_the_routes_limits(rpc: tuple[Server, GrpcServer, grpc.Channel]) -> None:
+    server, _, channel = rpc
+    stub = orders_pb2_grpc.OrdersStub(channel)
+    md = auth(server, f"grpc-quoter-{uuid.uuid4().hex[:6]}")
+    request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
+    for _ in range(3):
+        stub.Quote(request, metadata=md)
+    with pytest.raises(grpc.RpcError) as limited:
+        stub.Quote(request, metadata=md)
+    code, reason, _, meta, retry = refusal(limited.value)
+    assert (code, reason, meta["violated-policies"]) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "quota-exceeded", "quotes")
+    assert retry is not None and retry >= 1
+
+
+def test_health_checking_and_reflection(rpc: tuple[Server, GrpcServer, grpc.Channel]) -> None:
+    _, _, channel = rpc
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "orderfast.v1.Orders"):
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(service=service)).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    answers = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for answer in answers for s in answer.list_services_response.service}
+    assert {"orderfast.v1.Orders", "grpc.health.v1.Health"} <= names
+
+
+@pytest.fixture(scope="module")
+def rpc_mtls(
+    server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GrpcServer, CertificateAuthority, Path]]:
+    workdir = tmp_path_factory.mktemp("grpc-mtls")
+    ca = CertificateAuthority(workdir, "svc")
+    leaf = ca.issue("localhost", server=True)
+    env = {
+        **server.env,
+        "ORDERFAST_TLS_CERT": str(leaf.cert),
+        "ORDERFAST_TLS_KEY": str(leaf.key),
+        "ORDERFAST_TLS_CLIENT_CA": str(ca.path),
+    }
+    g = GrpcServer(env, workdir)
+    client = ca.issue("warehouse-svc")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca.path.read_bytes(),
+        private_key=client.key.read_bytes(),
+        certificate_chain=client.cert.read_bytes(),
+    )
+    channel = grpc.secure_channel(g.address, creds, options=[("grpc.ssl_target_name_override", "localhost")])
+    try:
+        g.wait_serving(channel)
+        yield g, ca, workdir
+    finally:
+        channel.close()
+        g.stop()
+
+
+def test_a_client_certificate_is_a_service_principal(
+    server: Server, rpc_mtls: tuple[GrpcServer, CertificateAuthority, Path]
+) -> None:
+    g, ca, _ = rpc_mtls
+    client = ca.issue("warehouse-svc")
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca.path.read_bytes(),
+        private_key=client.key.read_bytes(),
+        certificate_chain=client.cert.read_bytes(),
+    )
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    with grpc.secure_channel(g.address, creds, options=options) as channel:
+        order, _ = create(orders_pb2_grpc.OrdersStub(channel), (), new_sku(server, stock=5))
+        assert order.customer_id == "warehouse-svc", "the certificate's CN is the principal"
+    anonymous = grpc.ssl_channel_credentials(root_certificates=ca.path.read_bytes())
+    with grpc.secure_channel(g.address, anonymous, options=options) as channel, pytest.raises(grpc.RpcError) as e:
+        orders_pb2_grpc.OrdersStub(channel).ListOrders(pb.ListOrdersRequest(), timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE, "no certificate: no connection"
