@@ -133,7 +133,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
         tasks = [asyncio.create_task(catalog.refresh_forever(settings.catalog_refresh))]
         if live.files:
             tasks.append(asyncio.create_task(live.watch_forever()))
-        if settings.sweep_interval > 0:
+        # With Temporal, each order's workflow expires it (orderfast worker temporal): no sweeper here.
+        if settings.sweep_interval > 0 and settings.temporal_address is None:
             tasks.append(asyncio.create_task(lifecycle.sweep_forever(settings.sweep_interval)))
         publisher = parts.relay_publisher()
         if publisher is not None:

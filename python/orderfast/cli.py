@@ -386,6 +386,18 @@ def _serve_grpc(settings: Settings, args: argparse.Namespace) -> None:
     asyncio.run(serve(settings, host, args.port))
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        import temporalio  # noqa: F401 - only to say what is missing
+    except ImportError:
+        raise ConfigError(
+            "orderfast worker temporal needs the temporal extra: pip install 'orderfast[temporal]'"
+        ) from None
+    from orderfast.saga.temporal import run
+
+    asyncio.run(run(settings))
+
+
 def _outbox(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> int:
         async with bootstrap.opened_store(settings) as store:
@@ -493,6 +505,7 @@ def _config(settings: Settings, args: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], None]] = {
     "serve": _serve,
     "serve-grpc": _serve_grpc,
+    "worker": _worker,
     "migrate": _migrate,
     "relay": _relay,
     "outbox": _outbox,
@@ -543,6 +556,14 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_serve = sub.add_parser("serve-grpc", help="serve the gRPC API (orderfast.v1.Orders; the grpc extra)")
     grpc_serve.add_argument("--host", help="bind address (ORDERFAST_HOST, default 127.0.0.1)")
     grpc_serve.add_argument("--port", type=int, default=50051, help="port (default 50051)")
+
+    worker = sub.add_parser("worker", help="run a background worker")
+    worker_sub = worker.add_subparsers(dest="worker_command", required=True)
+    worker_sub.add_parser(
+        "temporal",
+        help="the post-order saga on Temporal (ORDERFAST_TEMPORAL_ADDRESS; the temporal extra): starts a "
+        "workflow per order from the outbox and expires unpaid orders in place of the sweeper",
+    )
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.add_argument("--seed-demo", action="store_true", help="seed the demo catalog if empty")

@@ -22,6 +22,8 @@ ALLOWED: dict[str, set[str] | None] = {
     "http": {"_core", "domain", "services", "store.base", "store.consistency", "observability", "resilience"},
     # the gRPC ingress: the HTTP one's guard and problems, the same services
     "rpc": {"_core", "bootstrap", "config", "domain", "services", "store.base", "http", "observability", "resilience"},
+    # the Temporal saga: a worker process built like the relay
+    "saga": {"_core", "bootstrap", "config", "domain", "services", "outbox", "observability"},
     "observability": set(),
     # deadlines and circuit breakers: a leaf too, that counts and logs through observability
     "resilience": {"observability"},
@@ -33,6 +35,7 @@ DRIVER_OK = {
     "outbox": {"redis", "asyncpg"},  # the publisher; the example consumer is a downstream service
     "services": {"redis"},  # the shared rate limiter's Lua script
     "http": {"starlette"},
+    "saga": {"redis"},  # the starter reads the order events' stream
 }
 
 

@@ -412,6 +412,17 @@ class Settings:
         "second of a change; a bad new file is refused and logged, the flags in force kept (see Operations → "
         "Live configuration)",
     )
+    temporal_address: str | None = setting(
+        env="TEMPORAL_ADDRESS",
+        parse=v.text,
+        default_doc="none",
+        doc="a Temporal frontend (`host:7233`): unpaid orders then expire through `orderfast worker temporal`'s "
+        "workflows instead of the sweeper, which the API no longer runs (see Operations → The payment saga)",
+    )
+    temporal_namespace: str = setting("default", env="TEMPORAL_NAMESPACE", parse=v.text, doc="the Temporal namespace")
+    temporal_task_queue: str = setting(
+        "orderfast-orders", env="TEMPORAL_TASK_QUEUE", parse=v.text, doc="the task queue of the order workflows"
+    )
     read_cache: bool = setting(
         False,
         env="READ_CACHE",

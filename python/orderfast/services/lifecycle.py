@@ -154,6 +154,21 @@ class LifecycleService:
         """The event feed: committed events after ``position``, in feed order."""
         return await self._store.events_after(position, limit)
 
+    async def expire(self, order_id: str) -> Order | None:
+        """One order's payment timer ran out (the Temporal saga's compensation): cancels it as
+        ``expired`` — stock and coupon back, ``order.canceled`` — if it is still unpaid; None, with
+        nothing written, when it was settled meanwhile (paid, canceled) or is not due yet."""
+
+        def decide(order: Order) -> Change:
+            if order.status is not OrderStatus.PENDING_PAYMENT or order.created_at > self._clock() - self._timeout:
+                raise _NotDue
+            return _expire(order)
+
+        try:
+            return await self._change(order_id, decide)
+        except _NotDue:
+            return None
+
     async def sweep(self, batch: int = 100) -> int:
         """Cancels every unpaid order older than the payment timeout; returns how many."""
         cutoff = self._clock() - self._timeout
@@ -174,6 +189,10 @@ class LifecycleService:
                     log.info("expired %d unpaid orders", n)
             except Exception:
                 log.exception("expiry sweep failed; retrying next interval")
+
+
+class _NotDue(Exception):
+    """The order is settled, or its payment time is not over: nothing to expire."""
 
 
 def _expire(order: Order) -> Change:
