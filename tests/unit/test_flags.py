@@ -33,7 +33,7 @@ def test_a_file_sets_what_it_names_and_leaves_the_rest_default(tmp_path: Path) -
         ("coupon = false\n", "unknown coupon"),
         ('coupons = "false"\n', "coupons must be true or false"),
         ("coupons = 0\n", "coupons must be true or false"),
-        ("coupons = \n", "not TOML"),
+        ("coupons = \n", "not valid TOML"),
         ("[coupons]\nenabled = false\n", "coupons must be true or false"),
     ],
 )

@@ -11,11 +11,10 @@ error (a typo must not pass as "off").
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from orderfast.config.values import ConfigError
+from orderfast.config.values import ConfigError, read_toml
 
 DOCS = {
     "coupons": "orders and quotes may name a coupon (false: refused with 422 `coupons_disabled`)",
@@ -42,12 +41,7 @@ NAMES = tuple(f.name for f in fields(Flags))
 
 def load_flags(path: Path) -> Flags:
     """The flags in ``path``; ConfigError, saying what is wrong, when they cannot be used."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"feature flags {path}: cannot read: {e.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"feature flags {path}: not TOML: {e}") from None
+    raw = read_toml(path, f"feature flags {path}")
     unknown = sorted(set(raw) - set(NAMES))
     if unknown:
         raise ConfigError(f"feature flags {path}: unknown {', '.join(unknown)} (known: {', '.join(NAMES)})")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderfast.config.values import ConfigError, integer
+from orderfast.config.values import ConfigError, integer, read_toml
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +70,7 @@ def load_rate_policies(path: Path) -> tuple[RatePolicy, ...]:
     routes = ["POST /v1/orders", "POST /v1/quotes"]
     """
     where = f"ORDERFAST_RATELIMIT_FILE ({path})"
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{where}: cannot read it: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{where}: not valid TOML: {e}") from None
+    doc = read_toml(path, where)
     unknown = set(doc) - {"policies"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level keys {sorted(unknown)}; only [policies.<name>] tables")

@@ -9,11 +9,10 @@ A float (``5.5`` unquoted) is refused: rates are exact decimals, as money is.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderfast.config.values import ConfigError
+from orderfast.config.values import ConfigError, read_toml
 
 _CLASS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -34,12 +33,7 @@ def load_tax_table(path: Path) -> dict[str, str]:
     from orderfast import _core
 
     where = f"ORDERFAST_TAX_FILE ({path})"
-    try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{where}: cannot read it: {e.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{where}: not valid TOML: {e}") from None
+    raw = read_toml(path, where)
     rates: dict[str, str] = {}
     for name, value in raw.items():
         if not _CLASS.fullmatch(name):

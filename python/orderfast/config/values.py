@@ -50,6 +50,19 @@ def path(value: str, name: str) -> Path:
     return Path(value)
 
 
+def read_toml(path: Path, where: str) -> dict[str, Any]:
+    """A configuration file's TOML document; ConfigError naming ``where`` when it cannot be read
+    or is not TOML (the flags, rate-limit and tax files, at start and on every reload)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read it: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{where}: not valid TOML: {e}") from None
+
+
 def readable_file(value: str, name: str) -> Path:
     """A file that can be read now: a typo'd path stops the start, not the first TLS handshake."""
     p = Path(value)
