@@ -19,6 +19,7 @@ from orderfast.store.base import (
     Duplicate,
     IdempotencyRecord,
     NewOrder,
+    OpenOrdersExceeded,
     OutOfStock,
     SchemaOutOfDate,
     Store,
@@ -354,3 +355,22 @@ async def test_plans_in_one_batch_apply_as_if_one_after_another(store: Store) ->
     again = new_order(customer="c-twin", key="k-twin", lines=(("SKU-X", 1, 100),))
     (replayed,) = await store.create_orders([again])
     assert isinstance(replayed, Duplicate) and replayed.existing.order_id == twin.order.id
+
+
+async def test_the_cap_on_unpaid_orders_holds_under_concurrency(store: Store) -> None:
+    """Order qualification: a customer with a cap of 3 unpaid orders, 8 orders at once (each its own
+    transaction, plus one batch holding two of theirs): exactly 3 are created on every store."""
+    await put(store, "SKU-A", stock=100)
+    capped = [replace(new_order(customer="capped", lines=(("SKU-A", 1, 100),)), open_orders_cap=3) for _ in range(8)]
+    others = [new_order(customer="free", lines=(("SKU-A", 1, 100),)) for _ in range(2)]
+    singles = [store.create_orders([n]) for n in capped[:6]]
+    outcomes = await asyncio.gather(*singles, store.create_orders([capped[6], others[0], capped[7], others[1]]))
+    flat = [o for batch in outcomes for o in batch]
+    mine = [*flat[:6], flat[6], flat[8]]
+    assert sum(isinstance(o, Created) for o in mine) == 3
+    assert mine.count(OpenOrdersExceeded(3)) == 5
+    assert isinstance(flat[7], Created) and isinstance(flat[9], Created), "other customers are not capped"
+    assert await stock(store, "SKU-A") == 100 - 3 - 2, "refused orders reserved nothing"
+    # A refusal leaves no idempotency record: the same key may succeed once there is room.
+    refused = next(n for n, o in zip(capped, mine, strict=True) if not isinstance(o, Created))
+    assert await store.find_idempotency("capped", refused.idempotency.key) is None
