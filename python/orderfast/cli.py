@@ -383,7 +383,14 @@ def _serve_grpc(settings: Settings, args: argparse.Namespace) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop comes with granian[uvloop]
         pass
-    asyncio.run(serve(settings, host, args.port))
+    metrics = settings.metrics and settings.metrics_port is not None
+    if metrics:
+        from orderfast.observability.metrics import REGISTRY
+
+        assert settings.metrics_port is not None
+        REGISTRY.directory = _metrics_directory(settings.metrics_dir)
+        _serve_metrics(host, settings.metrics_port, REGISTRY.directory)
+    asyncio.run(serve(settings, host, args.port, metrics=metrics))
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:

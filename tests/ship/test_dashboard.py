@@ -318,6 +318,14 @@ def scrape(url: str) -> Scraped:
     return Scraped(values, types)
 
 
+GRPC_SERIES = {
+    "orderfast_grpc_requests_total",
+    "orderfast_grpc_request_duration_seconds_bucket",
+    "orderfast_grpc_request_duration_seconds_count",
+    "orderfast_grpc_request_duration_seconds_sum",
+}
+
+
 def family_of(name: str) -> str:
     """The family a series belongs to, as the scrape names it: a histogram's without `_bucket`,
     `_sum`, `_count`; a counter's without `_total` (as the text format's TYPE line does)."""
@@ -361,7 +369,41 @@ def drive(server: Server) -> None:
         assert 429 in statuses, statuses
 
 
-def test_every_series_label_and_value_a_query_names_is_in_a_running_servers_scrape(server: Server) -> None:
+def grpc_scrape(server: Server, workdir: Path) -> Scraped:
+    """The /metrics of an `orderfast serve-grpc` beside the server (its own metrics port) after a
+    call that succeeds and one refused."""
+    import grpc
+
+    from orderfast.rpc.v1 import orders_pb2 as pb
+    from orderfast.rpc.v1 import orders_pb2_grpc
+    from tests.e2e.conftest import free_port
+    from tests.e2e.test_grpc import GrpcServer
+
+    metrics_port = free_port()
+    rpc = GrpcServer({**server.env, "ORDERFAST_METRICS_PORT": str(metrics_port)}, workdir)
+    try:
+        with grpc.insecure_channel(rpc.address) as channel:
+            rpc.wait_serving(channel)
+            stub = orders_pb2_grpc.OrdersStub(channel)
+            token = (("authorization", f"Bearer {server.token('dashboard-grpc')}"),)
+            stub.Quote(pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)]), metadata=token)
+            with pytest.raises(grpc.RpcError):
+                stub.ListOrders(pb.ListOrdersRequest())
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        deadline = time.monotonic() + 20
+        got = scrape(url)
+        while "UNAUTHENTICATED" not in got.values.get("orderfast_grpc_requests_total", {}).get("code", set()):
+            assert time.monotonic() < deadline, "serve-grpc's calls never reached its scrape"
+            time.sleep(0.2)
+            got = scrape(url)
+        return got
+    finally:
+        rpc.stop()
+
+
+def test_every_series_label_and_value_a_query_names_is_in_a_running_servers_scrape(
+    server: Server, tmp_path: Path
+) -> None:
     dashboard = load()
     wanted = {n for _, t in queries(dashboard) for n in series_in(t["expr"])}
     drive(server)
@@ -369,9 +411,15 @@ def test_every_series_label_and_value_a_query_names_is_in_a_running_servers_scra
     # Workers write their counts every second, the relay publishes within one: poll, bounded.
     deadline = time.monotonic() + 20
     got = scrape(url)
-    while not wanted <= set(got.values) and time.monotonic() < deadline:
+    while not wanted - GRPC_SERIES <= set(got.values) and time.monotonic() < deadline:
         time.sleep(0.2)
         got = scrape(url)
+    # The gRPC panels' series come from serve-grpc's own scrape.
+    rpc = grpc_scrape(server, tmp_path)
+    for name, labels in rpc.values.items():
+        if name in GRPC_SERIES:
+            got.values[name] = labels
+    got.types.update({k: v for k, v in rpc.types.items() if k.startswith("orderfast_grpc_")})
 
     problems = Problems()
     for name in sorted(wanted):

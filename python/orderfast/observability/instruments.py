@@ -12,6 +12,14 @@ HTTP_REQUESTS = REGISTRY.counter(
     "orderfast_http_requests", "HTTP requests answered, by method, route template and status class",
     ("method", "route", "status"),
 )  # fmt: skip
+GRPC_REQUESTS = REGISTRY.counter(
+    "orderfast_grpc_requests",
+    "gRPC calls answered by orderfast serve-grpc, by method and status code (OK, INVALID_ARGUMENT, ...)",
+    ("method", "code"),
+)
+GRPC_DURATION = REGISTRY.histogram(
+    "orderfast_grpc_request_duration_seconds", "Time from a gRPC call's arrival to its answer", ("method",)
+)
 HTTP_DURATION = REGISTRY.histogram(
     "orderfast_http_request_duration_seconds",
     "Time from the request's arrival in the app to its last response byte handed to the server",

@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 import orjson
+from google.rpc import code_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
@@ -33,6 +35,8 @@ from orderfast.http.guard import SERVICE_ROLES, V1Guard, common_name
 from orderfast.http.paging import decode_cursor, encode_cursor
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import MAX_IDEMPOTENCY_KEY_LEN
+from orderfast.observability import instruments as m
+from orderfast.observability.metrics import REGISTRY
 from orderfast.rpc.status import status_of
 from orderfast.rpc.v1 import orders_pb2, orders_pb2_grpc
 
@@ -72,20 +76,30 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
         self._certificates = settings.tls_client_ca is not None
 
     async def _call(
-        self, context: grpc.aio.ServicerContext, method: str, path: str, work: Callable[[Principal], Awaitable[Reply]]
+        self,
+        context: grpc.aio.ServicerContext,
+        name: str,
+        method: str,
+        path: str,
+        work: Callable[[Principal], Awaitable[Reply]],
     ) -> Reply:
-        """Admits the call as the route ``method path`` would be, runs it, and answers any refusal
-        as the problem's status (a bug, as INTERNAL without its details)."""
+        """Admits the call ``name`` as the route ``method path`` would be, runs it, answers any
+        refusal as the problem's status (a bug, as INTERNAL without its details), and counts it."""
+        start = time.perf_counter()
         try:
             who = await self._admit(context, method, path)
-            return await work(who)
+            reply = await work(who)
         except Exception as e:
             problem = problem_for(e, method, path)
             if problem is None:
                 log.error("unhandled error on %s %s (gRPC)", method, path, exc_info=e)
                 problem = Problem(500, "internal", "Internal server error")
-            await context.abort_with_status(rpc_status.to_status(status_of(problem)))
+            status = status_of(problem)
+            _count(name, code_pb2.Code.Name(status.code), start)
+            await context.abort_with_status(rpc_status.to_status(status))
             raise AssertionError("abort_with_status returns only by raising") from None
+        _count(name, "OK", start)
+        return reply
 
     async def _admit(self, context: grpc.aio.ServicerContext, method: str, path: str) -> Principal:
         authorization = api_key = None
@@ -126,7 +140,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
                 await context.send_initial_metadata((("idempotent-replayed", "true"),))
             return _message(result.body, orders_pb2.Order)
 
-        return await self._call(context, "POST", "/v1/orders", work)
+        return await self._call(context, "CreateOrder", "POST", "/v1/orders", work)
 
     async def Quote(
         self, request: orders_pb2.QuoteRequest, context: grpc.aio.ServicerContext
@@ -135,7 +149,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             payload = await self._orders.quote(_body(request), who.user_id)
             return _message(payload, orders_pb2.QuoteResponse)
 
-        return await self._call(context, "POST", "/v1/quotes", work)
+        return await self._call(context, "Quote", "POST", "/v1/quotes", work)
 
     async def GetOrder(
         self, request: orders_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
@@ -146,7 +160,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
                 raise not_found("order")
             return _message(order.body, orders_pb2.Order)
 
-        return await self._call(context, "GET", f"/v1/orders/{request.order_id}", work)
+        return await self._call(context, "GetOrder", "GET", f"/v1/orders/{request.order_id}", work)
 
     async def ListOrders(
         self, request: orders_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
@@ -163,7 +177,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
                 next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else "",
             )
 
-        return await self._call(context, "GET", "/v1/orders", work)
+        return await self._call(context, "ListOrders", "GET", "/v1/orders", work)
 
     async def CancelOrder(
         self, request: orders_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
@@ -174,7 +188,12 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             order = await self._lifecycle.cancel(request.order_id, who.user_id, who.is_admin)
             return _message(order_json(order), orders_pb2.Order)
 
-        return await self._call(context, "POST", f"/v1/orders/{request.order_id}/cancel", work)
+        return await self._call(context, "CancelOrder", "POST", f"/v1/orders/{request.order_id}/cancel", work)
+
+
+def _count(name: str, code: str, start: float) -> None:
+    m.GRPC_REQUESTS.labels(name, code).inc()
+    m.GRPC_DURATION.labels(name).observe(time.perf_counter() - start)
 
 
 Message = TypeVar("Message")
@@ -205,9 +224,10 @@ def _body(request: orders_pb2.CreateOrderRequest | orders_pb2.QuoteRequest) -> b
     return orjson.dumps(doc)
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
+async def serve(settings: Settings, host: str, port: int, *, metrics: bool = False) -> None:
     """Runs until SIGTERM or SIGINT: health turns NOT_SERVING, then calls in flight get
-    ORDERFAST_SHUTDOWN_TIMEOUT seconds to finish."""
+    ORDERFAST_SHUTDOWN_TIMEOUT seconds to finish. ``metrics``: write this process's metrics for the
+    /metrics port the caller serves (ORDERFAST_METRICS_PORT)."""
     parts = bootstrap.build(settings)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     orders_pb2_grpc.add_OrdersServicer_to_server(OrdersService(parts), server)  # type: ignore[no-untyped-call]
@@ -234,6 +254,10 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     live = parts.live_config(lambda policies: None)
     if live.files:
         tasks.append(asyncio.create_task(live.watch_forever()))
+    if metrics:
+        for method in ("CreateOrder", "GetOrder", "ListOrders", "CancelOrder", "Quote"):
+            m.GRPC_REQUESTS.labels(method, "OK")  # exported from the start, at 0
+        tasks.append(asyncio.create_task(REGISTRY.write_forever()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -255,3 +279,5 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         if parts.shared_limits is not None:
             await parts.shared_limits.close()
         await parts.store.close()
+        if metrics:
+            REGISTRY.write()
