@@ -1,6 +1,7 @@
 """gRPC next to REST, side by side in one run: create-order and quote through ``orderfast serve``
-(one Granian worker) and ``orderfast serve-grpc`` (one process) on the same PostgreSQL database,
-each driven closed-loop by the same asyncio client process at the same concurrency.
+(one Granian worker), ``orderfast serve-grpc`` (one process) and — the alternative serve-grpc was
+chosen over — gRPC served from inside a Granian worker (bench/grpc_in_worker.py), all on the same
+PostgreSQL database, each driven closed-loop by the same asyncio client process at the same concurrency.
 
 Reported per operation and protocol: throughput, client-side latency (p50/p99), and the server's CPU
 per request (its process tree's CPU time over the run / requests), which does not depend on how fast
@@ -136,21 +137,24 @@ def summary(latencies: list[float], duration: float, cpu: float) -> dict[str, fl
     }
 
 
+PROTOCOLS = ("rest", "grpc", "grpc-in-worker")
+
+
 async def measure(
-    args: argparse.Namespace, http_port: int, grpc_port: int, servers: dict[str, psutil.Process]
+    args: argparse.Namespace, ports: dict[str, int], servers: dict[str, psutil.Process]
 ) -> dict[str, Any]:
     token = mint_token(harness.SECRET, f"bench-{uuid.uuid4().hex[:6]}")
     results: dict[str, Any] = {}
     for op in ("quote", "create"):
-        rounds: dict[str, list[dict[str, float]]] = {"rest": [], "grpc": []}
+        rounds: dict[str, list[dict[str, float]]] = {p: [] for p in PROTOCOLS}
         for r in range(args.rounds + 1):  # round 0 warms up
-            for proto in ("rest", "grpc"):
+            for proto in PROTOCOLS:
                 tag = f"{proto}-{op}-{r}-{uuid.uuid4().hex[:6]}"
                 if proto == "rest":
-                    client: Any = Rest(http_port, token, tag)
+                    client: Any = Rest(ports[proto], token, tag)
                     await client.open(args.concurrency)
                 else:
-                    client = Rpc(grpc_port, token, tag)
+                    client = Rpc(ports[proto], token, tag)
                     await client.channel.channel_ready()
                 duration = args.duration if r else 2.0
                 before = cpu_seconds(servers[proto])
@@ -163,12 +167,15 @@ async def measure(
                 if r:
                     rounds[proto].append(summary(latencies, duration, used))
                     print(f"  {op} {proto} round {r}: {rounds[proto][-1]}", flush=True)
-        med = {p: {k: statistics.median(x[k] for x in runs) for k in runs[0]} for p, runs in rounds.items()}
-        med["grpc/rest"] = {
-            "rps": round(med["grpc"]["rps"] / med["rest"]["rps"], 2),
-            "server_cpu_us": round(med["grpc"]["server_cpu_us"] / med["rest"]["server_cpu_us"], 2),
-            "p99_ms": round(med["grpc"]["p99_ms"] / med["rest"]["p99_ms"], 2),
+        med: dict[str, Any] = {
+            p: {k: round(statistics.median(x[k] for x in runs), 2) for k in runs[0]} for p, runs in rounds.items()
         }
+        for proto in PROTOCOLS[1:]:
+            med[f"{proto}/rest"] = {
+                "rps": round(med[proto]["rps"] / med["rest"]["rps"], 2),
+                "server_cpu_us": round(med[proto]["server_cpu_us"] / med["rest"]["server_cpu_us"], 2),
+                "p99_ms": round(med[proto]["p99_ms"] / med["rest"]["p99_ms"], 2),
+            }
         results[op] = med
     return results
 
@@ -177,18 +184,22 @@ def markdown(r: dict[str, Any], command: str) -> str:
     lines = [
         f"# gRPC next to REST ({r['machine']['cpu']}, {r['machine']['cores']} cores)",
         "",
-        f"`{command}`: one Granian worker vs one serve-grpc process, PostgreSQL, {r['concurrency']} concurrent "
-        f"callers from one asyncio client process, {r['duration']} s per run, median of {r['rounds']} rounds.",
+        f"`{command}`: REST on one Granian worker; gRPC from one serve-grpc process, and from inside a Granian "
+        f"worker (bench/grpc_in_worker.py); PostgreSQL, {r['concurrency']} concurrent callers from one asyncio "
+        f"client process, {r['duration']} s per run, median of {r['rounds']} rounds.",
         "",
         "| operation | protocol | req/s | p50 ms | p99 ms | server CPU µs/request |",
         "|---|---|---|---|---|---|",
     ]
     for op in ("quote", "create"):
-        for proto in ("rest", "grpc"):
+        for proto in PROTOCOLS:
             m = r["results"][op][proto]
             lines.append(f"| {op} | {proto} | {m['rps']} | {m['p50_ms']} | {m['p99_ms']} | {m['server_cpu_us']} |")
-        ratio = r["results"][op]["grpc/rest"]
-        lines.append(f"| {op} | gRPC/REST | {ratio['rps']}x | | {ratio['p99_ms']}x | {ratio['server_cpu_us']}x |")
+        for proto in PROTOCOLS[1:]:
+            ratio = r["results"][op][f"{proto}/rest"]
+            lines.append(
+                f"| {op} | {proto}/rest | {ratio['rps']}x | | {ratio['p99_ms']}x | {ratio['server_cpu_us']}x |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -208,15 +219,26 @@ def main() -> None:
             "ORDERFAST_RATELIMIT_IP": "1000000000/1",
             "ORDERFAST_LOG_LEVEL": "warning",
         }
-        http_port, grpc_port = harness.free_port(), harness.free_port()
-        http_cmd = [str(harness.BIN / "orderfast"), "serve", "--port", str(http_port), "--workers", "1"]
-        grpc_cmd = [str(harness.BIN / "orderfast"), "serve-grpc", "--port", str(grpc_port)]
+        ports = {p: harness.free_port() for p in PROTOCOLS}
+        http_cmd = [str(harness.BIN / "orderfast"), "serve", "--port", str(ports["rest"]), "--workers", "1"]
+        grpc_cmd = [str(harness.BIN / "orderfast"), "serve-grpc", "--port", str(ports["grpc"])]
+        in_worker_http = harness.free_port()
+        in_worker_cmd = [
+            *(str(harness.BIN / "granian"), "--interface", "asgi", "--factory", "--loop", "uvloop"),
+            *("--workers", "1", "--port", str(in_worker_http), "bench.grpc_in_worker:app"),
+        ]
+        in_worker_env = {**env, "BENCH_GRPC_PORT": str(ports["grpc-in-worker"]), "PYTHONPATH": str(ROOT)}
         with (
-            harness.serving("orderfast", http_cmd, env, http_port, "/readyz") as http,
-            GrpcServing(grpc_cmd, env, grpc_port) as grpc_proc,
+            harness.serving("orderfast", http_cmd, env, ports["rest"], "/readyz") as http,
+            GrpcServing(grpc_cmd, env, ports["grpc"]) as grpc_proc,
+            harness.serving("grpc-in-worker", in_worker_cmd, in_worker_env, in_worker_http, "/readyz") as in_worker,
         ):
-            servers = {"rest": psutil.Process(http.proc.pid), "grpc": psutil.Process(grpc_proc.pid)}
-            results = asyncio.run(measure(args, http_port, grpc_port, servers))
+            servers = {
+                "rest": psutil.Process(http.proc.pid),
+                "grpc": psutil.Process(grpc_proc.pid),
+                "grpc-in-worker": psutil.Process(in_worker.proc.pid),
+            }
+            results = asyncio.run(measure(args, ports, servers))
     report = {
         "machine": harness.machine(),
         "duration": args.duration,
