@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import grpc
 import orjson
@@ -46,13 +47,14 @@ SERVICE = "orderfast.v1.Orders"
 Reply = TypeVar("Reply")
 
 
-def _peer_address(peer: str) -> str | None:
-    """``ipv4:127.0.0.1:5000`` / ``ipv6:[::1]:5000`` → the address."""
+def peer_address(peer: str) -> str | None:
+    """grpcio's peer (``ipv4:127.0.0.1:5000``, ``ipv6:[::1]:5000``, the brackets sometimes
+    URL-encoded as ``%5B``/``%5D``) → the address, as the HTTP side names a client."""
     kind, _, rest = peer.partition(":")
     if kind == "ipv4":
         return rest.rsplit(":", 1)[0]
     if kind == "ipv6":
-        return rest.rsplit(":", 1)[0].strip("[]")
+        return unquote(rest).rsplit(":", 1)[0].strip("[]")
     return None
 
 
@@ -108,7 +110,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
                 authorization = value
             elif key == "x-api-key":
                 api_key = value
-        peer = _peer_address(context.peer())
+        peer = peer_address(context.peer())
         known = None
         if authorization is None and api_key is None and self._certificates:
             # Mutual TLS at this server: unlike Granian, grpcio hands over the verified certificate.
