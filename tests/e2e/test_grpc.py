@@ -160,6 +160,12 @@ def test_refusals_are_statuses_with_the_problems_details(rpc: tuple[Server, Grpc
     with pytest.raises(grpc.RpcError) as key:
         stub.CreateOrder(pb.CreateOrderRequest(currency="USD", items=[pb.Item(sku=sku, quantity=1)]), metadata=md)
     assert refusal(key.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency-key-invalid")
+    with pytest.raises(grpc.RpcError) as quoted:  # the HTTP rule: a key that HTTP could not send back
+        stub.CreateOrder(
+            pb.CreateOrderRequest(idempotency_key='a"b', currency="USD", items=[pb.Item(sku=sku, quantity=1)]),
+            metadata=md,
+        )
+    assert refusal(quoted.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency-key-invalid")
     order, _ = create(stub, md, sku)
     with pytest.raises(grpc.RpcError) as short:
         create(stub, md, sku)

@@ -255,12 +255,18 @@ def idempotency_key(scope: Scope) -> str:
     key = raw.strip(" \t")  # HTTP's optional whitespace, nothing more (str.strip() also eats \x1c-\x1f)
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
+    return checked_idempotency_key(key, "optionally in double quotes")
+
+
+def checked_idempotency_key(key: str, form: str) -> str:
+    """The rule for every ingress's idempotency keys (so that a key made over one can be sent over
+    another): 1 to 255 visible ASCII characters, no quote or backslash; 400 otherwise."""
     visible = key.isascii() and key.isprintable() and " " not in key
     if not (1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LEN and visible) or '"' in key or "\\" in key:
         raise Problem(
             400,
             "idempotency-key-invalid",
             "Invalid Idempotency-Key",
-            f"1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters, optionally in double quotes",
+            f"1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters, {form}",
         )
     return key

@@ -35,7 +35,7 @@ from orderfast.http.errors import problem_for
 from orderfast.http.guard import SERVICE_ROLES, V1Guard, common_name
 from orderfast.http.paging import decode_cursor, encode_cursor
 from orderfast.http.problems import Problem, not_found
-from orderfast.http.request import MAX_IDEMPOTENCY_KEY_LEN
+from orderfast.http.request import checked_idempotency_key
 from orderfast.observability import instruments as m
 from orderfast.observability.metrics import REGISTRY
 from orderfast.rpc.status import status_of
@@ -127,16 +127,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
         self, request: orders_pb2.CreateOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_pb2.Order:
         async def work(who: Principal) -> orders_pb2.Order:
-            key = request.idempotency_key
-            if not (
-                1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LEN and key.isascii() and key.isprintable() and " " not in key
-            ):
-                raise Problem(
-                    400,
-                    "idempotency-key-invalid",
-                    "Invalid Idempotency-Key",
-                    f"idempotency_key: 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters",
-                )
+            key = checked_idempotency_key(request.idempotency_key, "no quote or backslash (idempotency_key)")
             result = await self._orders.create(who.user_id, key, _body(request))
             if result.replayed:
                 await context.send_initial_metadata((("idempotent-replayed", "true"),))
