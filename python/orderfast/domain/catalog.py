@@ -131,8 +131,13 @@ class CatalogChanges:
         versions += [v for *_, v in self.skipped]
         return max(versions, default=0)
 
+    @property
+    def loaded(self) -> int:
+        """How many rows the snapshot takes in (every kind a price or a refusal depends on)."""
+        return len(self.products) + len(self.coupons) + len(self.promotions) + len(self.restrictions)
+
     def __bool__(self) -> bool:
-        return bool(self.products or self.coupons or self.promotions or self.restrictions or self.skipped)
+        return bool(self.loaded or self.skipped)
 
 
 def product_document(product: Product) -> dict[str, Any]:

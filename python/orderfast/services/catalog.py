@@ -185,9 +185,8 @@ class CatalogService:
             load_into(self._catalog, changes)
             self._version = max(self._version, changes.latest_version)
         self.refreshed_at = time.monotonic()
-        loaded = len(changes.products) + len(changes.coupons) + len(changes.promotions)
-        self._loaded += loaded
-        return loaded
+        self._loaded += changes.loaded
+        return changes.loaded
 
     async def catch_up(self) -> int:
         """A refresh for a request the snapshot refused (it may trail another process's write by up
