@@ -92,7 +92,10 @@ def pg_database_factory(pg_server: str) -> Iterator[object]:
         _with_db(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-TABLES = "idempotency_keys, outbox, refunds, payment_events, order_lines, orders, products, coupons, promotions"
+TABLES = (
+    "idempotency_keys, outbox, refunds, payment_events, order_lines, orders, products, coupons, promotions, "
+    "customer_restrictions"
+)
 
 
 @pytest.fixture(scope="session")

@@ -203,7 +203,9 @@ def build(settings: Settings) -> Parts:
         settings=settings,
         store=store,
         catalog=catalog,
-        orders=OrderService(store, core_catalog, idempotency, catalog.catch_up, order_cache),
+        orders=OrderService(
+            store, core_catalog, idempotency, catalog.catch_up, order_cache, catalog_version=lambda: catalog.version
+        ),
         lifecycle=LifecycleService(store, payment_timeout=settings.payment_timeout, cache=order_cache),
         api_keys=ApiKeyService(store),
         verifier=token_verifier(settings),

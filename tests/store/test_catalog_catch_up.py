@@ -12,6 +12,7 @@ from orderfast import _core
 from orderfast.domain.catalog import CouponSpec, ProductSpec
 from orderfast.domain.customers import RestrictionsSpec
 from orderfast.services.catalog import CatalogService
+from orderfast.services.errors import InvalidInputError
 from orderfast.services.orders import OrderService
 from orderfast.store.postgres import PostgresStore
 
@@ -41,7 +42,50 @@ async def test_a_customer_lifted_through_another_worker_is_served_by_a_stale_one
     stale = CatalogService(pg_store, stale_catalog)
     await stale.refresh()
     await writer.put_restrictions(RestrictionsSpec("lifted"))
-    service = OrderService(pg_store, stale_catalog, _core.IdempotencyMap(), stale.catch_up)
+    service = OrderService(
+        pg_store, stale_catalog, _core.IdempotencyMap(), stale.catch_up, catalog_version=lambda: stale.version
+    )
     body = orjson.dumps({"currency": "USD", "items": [{"sku": "SKU-L", "quantity": 1}]})
     result = await service.create("lifted", "k-lifted", body)
     assert result.status == 201
+
+
+async def stale_worker(store: PostgresStore) -> tuple[CatalogService, OrderService]:
+    """A catalog writer, and an order service on a snapshot loaded before the writes that follow."""
+    writer = CatalogService(store, _core.Catalog())
+    await writer.put(ProductSpec("SKU-R", "Restricted", "USD", 1000, 100))
+    stale_catalog = _core.Catalog()
+    stale = CatalogService(store, stale_catalog)
+    await stale.refresh()
+    orders = OrderService(
+        store, stale_catalog, _core.IdempotencyMap(), stale.catch_up, catalog_version=lambda: stale.version
+    )
+    return writer, orders
+
+
+ONE = orjson.dumps({"currency": "USD", "items": [{"sku": "SKU-R", "quantity": 1}]})
+
+
+async def test_a_customer_blocked_through_another_worker_is_refused_by_a_stale_one_at_once(
+    pg_store: PostgresStore,
+) -> None:
+    """The stale snapshot prices the order as if unrestricted; the transaction finds the customer's
+    restrictions newer than that snapshot, writes nothing, and the order is priced again after a
+    catch-up: refused, with no stock taken and no order left behind."""
+    writer, orders = await stale_worker(pg_store)
+    await writer.put_restrictions(RestrictionsSpec("fraud", blocked=True))
+    with pytest.raises(_core.CustomerBlockedError):
+        await orders.create("fraud", "k-1", ONE)
+    product = await pg_store.get_product("SKU-R")
+    assert product is not None and product.stock == 100
+    assert await pg_store.find_idempotency("fraud", "k-1") is None
+    assert (await orders.create("someone-else", "k-2", ONE)).status == 201
+
+
+async def test_a_cap_set_through_another_worker_binds_a_stale_one_at_once(pg_store: PostgresStore) -> None:
+    writer, orders = await stale_worker(pg_store)
+    assert (await orders.create("capped", "k-1", ONE)).status == 201
+    await writer.put_restrictions(RestrictionsSpec("capped", max_open_orders=1))
+    with pytest.raises(InvalidInputError) as refused:
+        await orders.create("capped", "k-2", ONE)
+    assert [code for _, code, _ in refused.value.errors] == ["open_orders_limit"]

@@ -10,9 +10,11 @@ import pytest
 
 from orderfast import _core
 from orderfast.domain.catalog import CouponSpec, PriceRow, ProductSpec, PromotionSpec
+from orderfast.domain.customers import RestrictionsSpec
 from orderfast.domain.events import order_created
 from orderfast.domain.orders import Order, OrderLine, OrderStatus, utc_now_ms
 from orderfast.store.base import (
+    CatalogStale,
     ConstraintViolation,
     CouponExhausted,
     Created,
@@ -374,3 +376,26 @@ async def test_the_cap_on_unpaid_orders_holds_under_concurrency(store: Store) ->
     # A refusal leaves no idempotency record: the same key may succeed once there is room.
     refused = next(n for n, o in zip(capped, mine, strict=True) if not isinstance(o, Created))
     assert await store.find_idempotency("capped", refused.idempotency.key) is None
+
+
+async def test_an_order_priced_before_its_customers_restrictions_changed_is_refused_as_stale(store: Store) -> None:
+    """A plan carries the catalog version that priced it; the customer's restrictions row written after
+    that version makes it stale — nothing written, no idempotency record — in a batch beside orders
+    that are not (another customer's, or priced after the change)."""
+    await put(store, "SKU-A", stock=10)
+    before = (await store.catalog_since(0)).latest_version
+    restrictions, _ = await store.put_restrictions(RestrictionsSpec("watched", blocked=True))
+    assert restrictions.version > before
+    stale = replace(new_order(customer="watched", lines=(("SKU-A", 1, 100),)), catalog_version=before)
+    fresh = replace(new_order(customer="watched", lines=(("SKU-A", 1, 100),)), catalog_version=restrictions.version)
+    other = replace(new_order(customer="unwatched", lines=(("SKU-A", 1, 100),)), catalog_version=before)
+    unchecked = new_order(customer="watched", lines=(("SKU-A", 1, 100),))
+    outcomes = await store.create_orders([stale, other, fresh, unchecked])
+    assert outcomes[0] == CatalogStale()
+    assert [type(o) for o in outcomes[1:]] == [Created, Created, Created]
+    assert await stock(store, "SKU-A") == 10 - 3, "the stale order reserved nothing"
+    assert await store.get_order(stale.order.id) is None
+    assert await store.find_idempotency("watched", stale.idempotency.key) is None
+    # Priced again with the version that holds the change, the same key goes through.
+    (again,) = await store.create_orders([replace(stale, catalog_version=restrictions.version)])
+    assert isinstance(again, Created)

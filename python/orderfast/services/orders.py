@@ -3,7 +3,9 @@
 Create-order, in order: validate (Rust) → claim the idempotency key in this process (Rust map) →
 price from the snapshot (Rust) → one store transaction → remember the response. The map is only
 the fast path; the store's unique (principal, key) record is the guard that holds across
-processes, restarts and evictions.
+processes, restarts and evictions. The transaction also checks that the snapshot that priced the
+order was not older than the customer's restrictions (changed through another process): if it was,
+nothing is written, and the order is priced again after the snapshot catches up.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from orderfast.observability import tracing
 from orderfast.services.errors import InvalidInputError, OutOfStockError
 from orderfast.services.order_cache import OrderCache, OrderDocument
 from orderfast.store.base import (
+    CatalogStale,
     CouponExhausted,
     Created,
     Duplicate,
     IdempotencyRecord,
     NewOrder,
     OpenOrdersExceeded,
+    OutOfStock,
     Store,
+    StoreUnavailable,
 )
 
 CREATED = 201
@@ -50,6 +55,10 @@ class CreateResult:
 
 # Refusals by the customer's restrictions (the "blocked" one is CustomerBlockedError, a 403).
 QUALIFICATION = frozenset({"order_value_limit", "open_orders_limit"})
+# Times one order is priced again because the customer's restrictions changed after the snapshot
+# that priced it: each time after a catch-up refresh, so only restrictions rewritten faster than a
+# refresh exhaust it (answered 503, a retry may succeed).
+STALE_ATTEMPTS = 3
 
 
 class OrderService:
@@ -60,12 +69,16 @@ class OrderService:
         idempotency: _core.IdempotencyMap,
         refresh_catalog: Callable[[], Awaitable[int]],
         cache: OrderCache | None = None,
+        catalog_version: Callable[[], int] | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._idempotency = idempotency
         self._refresh_catalog = refresh_catalog
         self._cache = cache
+        # The version of the catalog the snapshot holds; None: orders are not checked against
+        # restrictions changed elsewhere (a store no other process writes).
+        self._catalog_version = catalog_version
         self._loading: dict[str, asyncio.Future[OrderDocument | None]] = {}
 
     async def _price(self, draft: _core.OrderDraft, customer_id: str) -> _core.PricedOrder:
@@ -125,40 +138,49 @@ class OrderService:
             return CreateResult(replay.status, replay.body, _location(replay.headers), True)
         done = False
         try:
-            try:
-                if tracing.ENABLED:
-                    with tracing.span("order.price"):
+            for _ in range(STALE_ATTEMPTS):
+                version = None if self._catalog_version is None else self._catalog_version()
+                try:
+                    if tracing.ENABLED:
+                        with tracing.span("order.price"):
+                            priced = await self._price(draft, customer_id)
+                    else:
                         priced = await self._price(draft, customer_id)
+                except (_core.ValidationError, _core.PriceChangedError, _core.CustomerBlockedError):
+                    # A retry of an order that succeeded before a price change (or a restart) must
+                    # still replay; only the error path pays for this look-up.
+                    record = await self._store.find_idempotency(customer_id, key)
+                    if record is None:
+                        raise
+                    result = self._from_record(record, fingerprint)
+                    self._remember(map_key, fingerprint, result)
+                    done = True
+                    return result
+                order = new_order(_core.new_order_id(), customer_id, priced, utc_now_ms())
+                created_at = format_timestamp(order.created_at)
+                if tracing.ENABLED:
+                    with tracing.span("order.render"):
+                        response = priced.order_json(order.id, order.status.value, customer_id, created_at)
+                    # The event carries the request's trace context: the relay and consumers continue it.
+                    trace = tracing.carrier()
                 else:
-                    priced = await self._price(draft, customer_id)
-            except (_core.ValidationError, _core.PriceChangedError, _core.CustomerBlockedError):
-                # A retry of an order that succeeded before a price change (or a restart) must
-                # still replay; only the error path pays for this look-up.
-                record = await self._store.find_idempotency(customer_id, key)
-                if record is None:
-                    raise
-                result = self._from_record(record, fingerprint)
-                self._remember(map_key, fingerprint, result)
-                done = True
-                return result
-            order = new_order(_core.new_order_id(), customer_id, priced, utc_now_ms())
-            created_at = format_timestamp(order.created_at)
-            if tracing.ENABLED:
-                with tracing.span("order.render"):
                     response = priced.order_json(order.id, order.status.value, customer_id, created_at)
-                # The event carries the request's trace context: the relay and consumers continue it.
-                trace = tracing.carrier()
+                    trace = None
+                new = NewOrder(
+                    order=order,
+                    # The response bytes are the event's data as they are: no second serialisation.
+                    event=order_created(_core.new_order_id(), order, orjson.Fragment(response), trace),
+                    idempotency=IdempotencyRecord(customer_id, key, fingerprint, CREATED, response, order.id),
+                    open_orders_cap=priced.open_orders_cap,
+                    catalog_version=version,
+                )
+                (outcome,) = await self._store.create_orders([new])
+                if not isinstance(outcome, CatalogStale):
+                    break
+                # Another process changed this customer's restrictions after this snapshot loaded.
+                await self._refresh_catalog()
             else:
-                response = priced.order_json(order.id, order.status.value, customer_id, created_at)
-                trace = None
-            new = NewOrder(
-                order=order,
-                # The response bytes are the event's data as they are: no second serialisation.
-                event=order_created(_core.new_order_id(), order, orjson.Fragment(response), trace),
-                idempotency=IdempotencyRecord(customer_id, key, fingerprint, CREATED, response, order.id),
-                open_orders_cap=priced.open_orders_cap,
-            )
-            (outcome,) = await self._store.create_orders([new])
+                raise StoreUnavailable("the customer's restrictions changed while the order was being placed")
             if isinstance(outcome, Created):
                 result = CreateResult(CREATED, response, order_location(order.id), False)
                 m.ORDERS_CREATED.labels(priced.currency).inc()
@@ -172,6 +194,7 @@ class OrderService:
                     [("", "open_orders_limit", f"this customer may have at most {outcome.cap} unpaid orders at once")]
                 )
             else:
+                assert isinstance(outcome, OutOfStock)
                 raise OutOfStockError(outcome.sku)
             self._remember(map_key, fingerprint, result)
             done = True

@@ -93,7 +93,13 @@ class OpenOrdersExceeded:
     cap: int
 
 
-CreateOutcome = Created | Duplicate | OutOfStock | CouponExhausted | OpenOrdersExceeded
+@dataclass(frozen=True, slots=True)
+class CatalogStale:
+    """The customer's restrictions changed after the catalog version that priced the order (another
+    process changed them; this one has not loaded it yet); nothing was written."""
+
+
+CreateOutcome = Created | Duplicate | OutOfStock | CouponExhausted | OpenOrdersExceeded | CatalogStale
 
 
 class PaymentAlreadyRecorded(StoreError):

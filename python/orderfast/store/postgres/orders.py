@@ -10,6 +10,7 @@ import orjson
 
 from orderfast.domain.orders import CancelReason, Order, OrderLine, OrderStatus
 from orderfast.store.base import (
+    CatalogStale,
     CouponExhausted,
     Created,
     CreateOutcome,
@@ -34,13 +35,13 @@ WITH_LINES = (
 )
 
 _CREATE_BATCH = (
-    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 36)) + ")"
+    "SELECT i, outcome, detail FROM orderfast_create_orders(" + ", ".join(f"${n}" for n in range(1, 37)) + ")"
 )
 
 
 async def create_batch(conn: asyncpg.Connection, batch: Sequence[NewOrder]) -> list[CreateOutcome]:
     """Applies the plans as if one after another, in list order, each whole or not at all, all in
-    one transaction and one commit (migrations 0005, 0006, 0008). An error raised here fails the batch.
+    one transaction and one commit (migrations 0005, 0006, 0008, 0009). An error raised here fails the batch.
 
     One call of the batch function applies plans whose keys differ (it takes the keys' locks in
     key order). A key twice in the batch — which the worker's in-process key map keeps out of
@@ -85,7 +86,7 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
     moves = None
     if any(len({ln.sku for ln in o.lines}) != len(o.lines) for o in orders_):
         moves = orjson.dumps([[(m.sku, m.reserved) for m in new.stock] for new in batch]).decode()
-    # The function's arguments: one array per column, in its parameter order (migration 0006).
+    # The function's arguments: one array per column, in its parameter order (migration 0009).
     # (Comprehensions, not getattr/attrgetter: half the cost, on every order.)
     rows = await conn.fetch(
         _CREATE_BATCH,
@@ -124,6 +125,7 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
         [ln.tax_rate for ln in lines],
         moves,
         [new.open_orders_cap for new in batch],
+        [new.catalog_version for new in batch],
     )
     outcomes: list[CreateOutcome | None] = [None] * len(batch)
     for i, outcome, detail in rows:
@@ -136,6 +138,8 @@ async def _apply_segment(conn: asyncpg.Connection, batch: Sequence[NewOrder]) ->
             outcomes[k] = CouponExhausted(detail)
         elif outcome == "open_orders_exceeded":
             outcomes[k] = OpenOrdersExceeded(int(detail))
+        elif outcome == "catalog_stale":
+            outcomes[k] = CatalogStale()
         else:
             # The key's holder committed before (its record is visible now: the insert waited for it).
             existing = await find_idempotency(conn, idems[k].principal, idems[k].key)

@@ -10,6 +10,7 @@ import orjson
 
 from orderfast.domain.orders import CancelReason, Order, OrderLine, OrderStatus
 from orderfast.store.base import (
+    CatalogStale,
     CouponExhausted,
     Created,
     CreateOutcome,
@@ -76,6 +77,11 @@ def _write_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
         existing = find_idempotency(conn, idem.principal, idem.key)
         assert existing is not None
         raise _Rollback(Duplicate(existing))
+    # The customer's restrictions as they are now, not as the pricing process last loaded them.
+    if (priced_at := new.catalog_version) is not None and conn.execute(
+        "SELECT 1 FROM customer_restrictions WHERE customer_id = ? AND version > ?", (order.customer_id, priced_at)
+    ).fetchone():
+        raise _Rollback(CatalogStale())
     if (cap := new.open_orders_cap) is not None:
         # One writer holds the whole database: this count cannot change before the commit.
         (unpaid,) = conn.execute(
