@@ -7,8 +7,8 @@ FUNCTION …``: the pooled connections pick the new body up on their next call),
 half the rate pass, and runs ``--duration`` seconds of create-orders at ``--rate``: the figures of
 ``bench/side_by_side.py`` (2xx P50/P99, the mean batch, CPU per order of the server, its Python
 threads and PostgreSQL). A file named ``current``
-stands for the function as the migrations define it (the body of
-``python/orderfast/store/migrations/postgres/0006_apply_create_plans.sql``, replaced in place).
+stands for the function as the migrations define it (its body in the latest migration that defines
+it, replaced in place).
 
     python bench/function_ab.py current my-draft.sql --rate 3000
 """
@@ -32,14 +32,18 @@ from bench.side_by_side import step  # noqa: E402
 
 from orderfast.http.auth import mint_token  # noqa: E402
 
-MIGRATION = ROOT / "python" / "orderfast" / "store" / "migrations" / "postgres" / "0006_apply_create_plans.sql"
+MIGRATIONS = ROOT / "python" / "orderfast" / "store" / "migrations" / "postgres"
+FUNCTION = "CREATE FUNCTION orderfast_create_orders("
 
 
 def definition(name: str) -> str:
     if name != "current":
         return Path(name).read_text()
-    text = MIGRATION.read_text()
-    body = text[text.index("CREATE FUNCTION orderfast_create_orders(") :]
+    # The latest migration that defines it; its first definition there is the one with the body (any
+    # after it are the earlier signatures, kept as wrappers).
+    text = next(t for p in sorted(MIGRATIONS.glob("*.sql"), reverse=True) if FUNCTION in (t := p.read_text()))
+    start = text.index(FUNCTION)
+    body = text[start : text.index("\n$$;", start) + len("\n$$;")]
     return body.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
