@@ -258,3 +258,34 @@ def test_a_client_certificate_is_a_service_principal(
     with grpc.secure_channel(g.address, anonymous, options=options) as channel, pytest.raises(grpc.RpcError) as e:
         orders_pb2_grpc.OrdersStub(channel).ListOrders(pb.ListOrdersRequest(), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE, "no certificate: no connection"
+
+
+GRPC_DRAIN = 3.0
+
+
+def test_sigterm_turns_health_first_and_serves_through_the_drain(server: Server, tmp_path: Path) -> None:
+    """As the HTTP server does: on SIGTERM, health answers NOT_SERVING at once (a balancer or the
+    kubelet's gRPC probe stops sending) while calls are still served for ORDERFAST_DRAIN_DELAY; then
+    the process stops cleanly."""
+    g = GrpcServer({**server.env, "ORDERFAST_DRAIN_DELAY": str(GRPC_DRAIN)}, tmp_path)
+    channel = grpc.insecure_channel(g.address)
+    try:
+        g.wait_serving(channel)
+        checks = health_pb2_grpc.HealthStub(channel)
+        stub = orders_pb2_grpc.OrdersStub(channel)
+        sku = new_sku(server, stock=5)
+        g.proc.terminate()
+        terminated = time.monotonic()
+        deadline = terminated + GRPC_DRAIN
+        while checks.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline, "health still SERVING after SIGTERM"
+            time.sleep(0.02)
+        order, _ = create(stub, auth(server, f"drain-{uuid.uuid4().hex[:6]}"), sku)
+        assert order.status == "PENDING_PAYMENT", "a call during the drain is served"
+        assert g.proc.wait(timeout=GRPC_DRAIN + 30) == 0, g.log.read_text()
+        assert time.monotonic() - terminated >= GRPC_DRAIN, "the listener stayed open for the drain"
+    finally:
+        channel.close()
+        if g.proc.poll() is None:
+            g.proc.kill()
+            g.proc.wait()

@@ -218,9 +218,11 @@ def _body(request: orders_pb2.CreateOrderRequest | orders_pb2.QuoteRequest) -> b
 
 
 async def serve(settings: Settings, host: str, port: int, *, metrics: bool = False) -> None:
-    """Runs until SIGTERM or SIGINT: health turns NOT_SERVING, then calls in flight get
-    ORDERFAST_SHUTDOWN_TIMEOUT seconds to finish. ``metrics``: write this process's metrics for the
-    /metrics port the caller serves (ORDERFAST_METRICS_PORT)."""
+    """Runs until SIGTERM or SIGINT. SIGTERM drains as the HTTP server does: health turns
+    NOT_SERVING at once and calls are still served for ORDERFAST_DRAIN_DELAY seconds (time for a
+    balancer or Kubernetes to stop sending), then the listener closes and calls in flight get
+    ORDERFAST_SHUTDOWN_TIMEOUT seconds to finish. SIGINT (Ctrl-C) skips the drain. ``metrics``:
+    write this process's metrics for the /metrics port the caller serves (ORDERFAST_METRICS_PORT)."""
     parts = bootstrap.build(settings)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     orders_pb2_grpc.add_OrdersServicer_to_server(OrdersService(parts), server)  # type: ignore[no-untyped-call]
@@ -252,9 +254,17 @@ async def serve(settings: Settings, host: str, port: int, *, metrics: bool = Fal
             m.GRPC_REQUESTS.labels(method, "OK")  # exported from the start, at 0
         tasks.append(asyncio.create_task(REGISTRY.write_forever()))
     stop = asyncio.Event()
+    drain = settings.drain_delay
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal drain
+        if sig == signal.SIGINT:
+            drain = 0.0
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await server.start()
     for name in ("", SERVICE):
         await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -263,6 +273,9 @@ async def serve(settings: Settings, host: str, port: int, *, metrics: bool = Fal
         await stop.wait()
     finally:
         await checks.enter_graceful_shutdown()
+        if stop.is_set() and drain > 0:
+            log.info("draining: health NOT_SERVING, calls still served for %g s", drain)
+            await asyncio.sleep(drain)
         await server.stop(settings.shutdown_timeout)
         for task in tasks:
             task.cancel()
