@@ -25,7 +25,7 @@ from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "full")  # full: prod with the grpc and temporal components
 SECRET_EXAMPLE = K8S / "base" / "secret.example.yaml"
 # kubectl's own version here, and the newest the validator's wheel ships (no API removed since).
 KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
@@ -262,7 +262,7 @@ def test_service_hpa_pdb_and_network_policy(rendered: tuple[str, str, list[Doc]]
 
     pdb = one(docs, "PodDisruptionBudget", "orderfast-api")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    hpas = of_kind(docs, "HorizontalPodAutoscaler")
+    hpas = [h for h in of_kind(docs, "HorizontalPodAutoscaler") if h["metadata"]["name"] == "orderfast-api"]
     if overlay == "dev":
         assert not hpas and api["spec"]["replicas"] == 1
     else:
@@ -278,17 +278,15 @@ def test_service_hpa_pdb_and_network_policy(rendered: tuple[str, str, list[Doc]]
         assert 2 <= min_available < least, "keeps two pods up and still lets a node drain"
 
     policies = of_kind(docs, "NetworkPolicy")
-    ingress_ports = {
-        p["port"] for np in policies if np["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
-        for rule in np["spec"].get("ingress", []) for p in rule["ports"]
-    }  # fmt: skip
+    api_policies = [np for np in policies if np["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+    ingress_ports = {p["port"] for np in api_policies for rule in np["spec"].get("ingress", []) for p in rule["ports"]}
     assert ingress_ports == {8000, 9100}
     # The API port only from the ingress controller, metrics only from Prometheus's namespace.
     sources = {
         p["port"]: [
             frm["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for frm in rule["from"]
         ]
-        for np in policies for rule in np["spec"].get("ingress", []) for p in rule["ports"]
+        for np in api_policies for rule in np["spec"].get("ingress", []) for p in rule["ports"]
     }  # fmt: skip
     assert sources == {8000: ["ingress-nginx"], 9100: ["monitoring"]}
     egress = {
@@ -321,3 +319,52 @@ def test_each_overlay_has_its_own_image_tag() -> None:
         name, _, tags[overlay] = image.rpartition(":")
         assert name.endswith("orderfast") and tags[overlay] not in ("", "latest"), image
     assert len(set(tags.values())) == len(OVERLAYS), tags
+
+
+def selects(selector: dict[str, str], pod_labels: dict[str, str]) -> bool:
+    return selector.items() <= pod_labels.items()
+
+
+def test_the_grpc_component_serves_probes_and_scales_its_own_deployment() -> None:
+    docs = [d for d in yaml.safe_load_all(render("full")) if d]
+    deployment = one(docs, "Deployment", "orderfast-grpc")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert c["args"] == ["serve-grpc", "--port", "50051"] and "command" not in c
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"grpc": 50051, "metrics": 9100}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["grpc"]["port"] == 50051, probe  # the kubelet asks grpc.health.v1
+    assert "replicas" not in deployment["spec"]
+    svc = one(docs, "Service", "orderfast-grpc")
+    assert selects(svc["spec"]["selector"], labels)
+    assert [(p["port"], p["targetPort"], p["appProtocol"]) for p in svc["spec"]["ports"]] == [
+        (50051, "grpc", "kubernetes.io/h2c")
+    ]
+    hpa = one(docs, "HorizontalPodAutoscaler", "orderfast-grpc")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "orderfast-grpc" and hpa["spec"]["minReplicas"] >= 2
+    assert selects(one(docs, "PodDisruptionBudget", "orderfast-grpc")["spec"]["selector"]["matchLabels"], labels)
+    admitted = {
+        p["port"] for np in of_kind(docs, "NetworkPolicy") if selects(np["spec"]["podSelector"]["matchLabels"], labels)
+        for rule in np["spec"].get("ingress", []) for p in rule["ports"]
+    }  # fmt: skip
+    assert admitted == {50051, 9100}
+    # The API's own Service and policies are untouched: nothing else reaches the gRPC pods.
+    assert not selects(one(docs, "Service", "orderfast-api")["spec"]["selector"], labels)
+
+
+def test_the_temporal_component_moves_expiry_off_the_api(tmp_path: Path) -> None:
+    docs = [d for d in yaml.safe_load_all(render("full")) if d]
+    worker = one(docs, "Deployment", "orderfast-temporal-worker")
+    (c,) = worker["spec"]["template"]["spec"]["containers"]
+    assert c["args"] == ["worker", "temporal"]
+    settings = settings_of(docs, c, tmp_path)
+    assert settings.temporal_address == "temporal-frontend.temporal.svc.cluster.local:7233"
+    assert settings.redis_url is not None, "the worker reads the order events from the relay's stream"
+    # The same address in the API pods' settings: they run no sweeper then.
+    assert settings_of(docs, api_container(docs), tmp_path).temporal_address == settings.temporal_address
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    egress = {
+        p["port"] for np in of_kind(docs, "NetworkPolicy") if selects(np["spec"]["podSelector"]["matchLabels"], labels)
+        for rule in np["spec"].get("egress", []) for p in rule["ports"]
+    }  # fmt: skip
+    assert egress >= {7233, 5432, 6379, 53}

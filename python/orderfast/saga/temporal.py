@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -90,8 +92,11 @@ async def run(settings: Settings) -> None:
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     redis_client = aioredis.Redis.from_url(settings.redis_url.reveal())
     starter = Starter(client, settings.temporal_task_queue, settings.payment_timeout)
+    # One consumer name per process, so replicas share the group's entries; what a stopped one read
+    # and never acknowledged is taken over by another after the consumer's reclaim time.
+    name = f"temporal-{socket.gethostname()}-{os.getpid()}"
     consumer = StreamConsumer(
-        redis_client, stream_for("order", settings.stream_prefix), "temporal", "temporal-starter", starter.handle
+        redis_client, stream_for("order", settings.stream_prefix), "temporal", name, starter.handle
     )
     await parts.store.open()
     await consumer.ensure_group()
