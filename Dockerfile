@@ -7,8 +7,8 @@
 #       -e ORDERFAST_DATABASE_URL=postgresql://… -e ORDERFAST_JWT_SECRET=… orderfast
 #   make image                             (podman, on a Debian base made here: tests/ship/build_image.sh)
 #
-# Size budget: the runtime image, base included, stays under 200 MB (188 MB on the Debian base
-# `make image` makes: 126 MB of Debian and Python, 62 MB of orderfast and its dependencies);
+# Size budget: the runtime image, base included, stays under 200 MB (189 MB on the Debian base
+# `make image` makes: 126 MB of Debian and Python, 63 MB of orderfast and its dependencies);
 # tests/ship/test_image.py checks it.
 #
 # BASE_IMAGE and BUILDER_IMAGE must be Debian trixie (the build stage takes Rust from Debian's
@@ -53,9 +53,14 @@ FROM ${BASE_IMAGE} AS venv
 # swagger-ui-bundle.js, swagger-ui.css and a favicon — http/openapi.py reads them at start-up, the
 # smoke test fetches them) and the top-level `test` package swagger-ui-py's wheel installs (its own
 # test suite).
+# EXTRAS (comma-separated optional features of pyproject.toml, e.g. `--build-arg EXTRAS=grpc,temporal`)
+# adds theirs: `grpc` for `orderfast serve-grpc`, `temporal` for `orderfast worker temporal`. The
+# default image has none (the size budget above is for it; with both extras: 262 MB, budget 300 MB;
+# tests/ship/test_image.py builds both).
 COPY pyproject.toml /tmp/pyproject.toml
+ARG EXTRAS=""
 RUN python3 -m venv /opt/orderfast \
-    && python3 -c 'import tomllib; print(*tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' \
+    && python3 -c 'import os, tomllib; p = tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]; print(*p["dependencies"], *(d for e in filter(None, os.environ["EXTRAS"].split(",")) for d in p["optional-dependencies"][e.strip()]), sep="\n")' \
         > /tmp/requirements.txt \
     && /opt/orderfast/bin/pip install --no-cache-dir --only-binary=:all: --requirement /tmp/requirements.txt \
     && site="$(/opt/orderfast/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \

@@ -13,6 +13,7 @@
 #
 # Environment:
 #   ORDERFAST_IMAGE        the tag to build (default localhost/orderfast:dev)
+#   ORDERFAST_IMAGE_EXTRAS the Dockerfile's EXTRAS (e.g. grpc,temporal; default none)
 #   ORDERFAST_BASE_IMAGE   build on this image instead (e.g. docker.io/library/python:3.13-slim-trixie
 #                          where a registry is reachable); no debootstrap then
 #   ORDERFAST_IMAGE_CACHE  where base tarballs are kept (default /var/cache/orderfast-image)
@@ -25,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE=${ORDERFAST_IMAGE:-localhost/orderfast:dev}
+EXTRAS=${ORDERFAST_IMAGE_EXTRAS:-}
 CACHE=${ORDERFAST_IMAGE_CACHE:-/var/cache/orderfast-image}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=trixie
@@ -125,15 +127,19 @@ fi
 
 build() {  # build [podman build options]: the Dockerfile on $base
     podman --cgroup-manager=cgroupfs build --isolation=chroot "${volumes[@]}" --pull="$pull" --layers \
-        --build-arg BASE_IMAGE="$base" --build-arg BUILDER_IMAGE="$base" --file Dockerfile "$@" .
+        --build-arg BASE_IMAGE="$base" --build-arg BUILDER_IMAGE="$base" --build-arg EXTRAS="$EXTRAS" \
+        --file Dockerfile "$@" .
 }
 
-log "podman build $IMAGE on $base"
+log "podman build $IMAGE on $base${EXTRAS:+ with extras $EXTRAS}"
 start=$(date +%s)
 # Each stage is tagged, so that the pruning below keeps this build's cache (the Rust toolchain, the
-# compiled core, the dependencies) and drops only what earlier builds left behind.
+# compiled core, the dependencies) and drops only what earlier builds left behind. The stages that
+# differ with the extras are tagged per set of extras, so building one variant keeps the other's.
 for stage in build venv strip; do
-    build --target "$stage" --tag "localhost/orderfast-stage:$stage"
+    suffix=""
+    [ "$stage" = build ] || suffix=${EXTRAS:+-${EXTRAS//,/-}}
+    build --target "$stage" --tag "localhost/orderfast-stage:$stage$suffix"
 done
 build --tag "$IMAGE"
 log "built $IMAGE in $(($(date +%s) - start)) s"

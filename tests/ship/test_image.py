@@ -33,7 +33,9 @@ from tests.conftest import unavailable
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = ROOT / "tests" / "ship" / "build_image.sh"
 IMAGE = os.environ.get("ORDERFAST_IMAGE", "localhost/orderfast:dev")
-SIZE_BUDGET = 200_000_000  # bytes, base included: the Dockerfile states it
+FULL_IMAGE = IMAGE + "-full"  # built with EXTRAS=grpc,temporal
+SIZE_BUDGET = 200_000_000  # bytes, base included: the Dockerfile states it (for the default image)
+FULL_SIZE_BUDGET = 300_000_000  # with both extras (grpcio ~20 MB, temporalio's Rust core ~55 MB)
 BUILD_TIMEOUT = 1800.0  # a cold build (base, toolchain, crates, wheels) on a slow machine
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0  # SIGTERM: drain delay, then the workers' shutdown
@@ -88,8 +90,7 @@ def podman(*args: str) -> str:
     return done.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> str:
+def build(tag: str, extras: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Builds the image (cached: seconds when nothing changed) and returns its tag."""
     if shutil.which("podman") is None:
         unavailable("podman (apt-get install podman debootstrap)")
@@ -99,14 +100,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> str:
     with log.open("w") as out:
         done = subprocess.run(
             ["bash", str(BUILD_SCRIPT)],
-            env={**os.environ, "ORDERFAST_IMAGE": IMAGE},
+            env={**os.environ, "ORDERFAST_IMAGE": tag, "ORDERFAST_IMAGE_EXTRAS": extras},
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=BUILD_TIMEOUT,
             check=False,
         )
     assert done.returncode == 0, "image build failed:\n" + "\n".join(log.read_text().splitlines()[-40:])
-    return IMAGE
+    return tag
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build(IMAGE, "", tmp_path_factory)
 
 
 @contextlib.contextmanager
@@ -121,6 +127,12 @@ def mounted(tag: str) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def image(built: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
+    with opened(built, tmp_path_factory) as img:
+        yield img
+
+
+@contextlib.contextmanager
+def opened(built: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
     (inspected,) = json.loads(podman("image", "inspect", built))
     volumes = tmp_path_factory.mktemp("volumes")
     with mounted(built) as rootfs:
@@ -267,6 +279,90 @@ def test_image_migrates_serves_an_order_and_stops_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=STOP_TIMEOUT) == 0, log_path.read_text()
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# The image with both extras (`--build-arg EXTRAS=grpc,temporal`), which k8s/overlays/full runs.
+
+
+@pytest.fixture(scope="module")
+def full_image(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
+    """Built after the default image (which shares its build stage), on the same recipe."""
+    with opened(build(FULL_IMAGE, "grpc,temporal", tmp_path_factory), tmp_path_factory) as img:
+        yield img
+
+
+def test_the_default_image_has_no_extras(image: Image) -> None:
+    done = image.run(["orderfast", "serve-grpc"], {})
+    assert done.returncode != 0 and "needs the grpc extra" in done.stderr, done.stderr
+    done = image.run(["orderfast", "worker", "temporal"], {})
+    assert done.returncode != 0 and "needs the temporal extra" in done.stderr, done.stderr
+
+
+def test_the_full_image_size_within_its_budget(full_image: Image) -> None:
+    assert full_image.size < FULL_SIZE_BUDGET, f"{full_image.size / 1e6:.0f} MB > {FULL_SIZE_BUDGET / 1e6:.0f} MB"
+
+
+def test_the_full_image_runs_the_temporal_worker_command(full_image: Image) -> None:
+    # The extra is there: the command gets past its import to its own settings check.
+    done = full_image.run(["orderfast", "worker", "temporal"], {})
+    assert done.returncode != 0 and "needs ORDERFAST_TEMPORAL_ADDRESS" in done.stderr, done.stderr
+    assert not list((full_image.rootfs / "opt/orderfast").rglob("grpc_tools")), "the proto compiler is a dev tool"
+
+
+def test_the_full_image_serves_grpc_and_stops_on_sigterm(
+    full_image: Image, pg_database_factory: Callable[[], str], tmp_path: Path
+) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from orderfast.rpc.v1 import orders_pb2, orders_pb2_grpc
+
+    env = {"ORDERFAST_DATABASE_URL": pg_database_factory(), "ORDERFAST_JWT_SECRET": JWT_SECRET}
+    migrated = full_image.run(["orderfast", "migrate", "--seed-demo"], env)
+    assert migrated.returncode == 0, migrated.stderr
+    token = full_image.run(["orderfast", "token", "--sub", "g-1"], env).stdout.strip()
+    port = free_port()
+    log_path = tmp_path / "grpc.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            full_image.command(["orderfast", "serve-grpc", "--port", str(port)], env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        checks = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            assert proc.poll() is None, f"serve-grpc exited ({proc.returncode}):\n{log_path.read_text()}"
+            try:
+                if (
+                    checks.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    break
+            except grpc.RpcError:
+                pass
+            assert time.monotonic() < deadline, f"not serving in {READY_TIMEOUT} s:\n{log_path.read_text()}"
+            time.sleep(0.1)
+        stub = orders_pb2_grpc.OrdersStub(channel)
+        order = stub.CreateOrder(
+            orders_pb2.CreateOrderRequest(
+                idempotency_key=f"image-{secrets.token_hex(4)}",
+                currency="USD",
+                items=[orders_pb2.Item(sku="SKU-1", quantity=2)],
+            ),
+            metadata=(("authorization", f"Bearer {token}"),),
+        )
+        assert (order.status, order.total, order.customer_id) == ("PENDING_PAYMENT", "199.00", "g-1")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_TIMEOUT) == 0, log_path.read_text()
+    finally:
+        channel.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
