@@ -182,8 +182,8 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
     ]
     if settings.metrics and settings.metrics_port is None:
         routes += MetricsEndpoint(settings.metrics_dir).routes()
-    _check_policy_routes(parts.limits.current.policies, routes)
-    live = parts.live_config(lambda policies: _check_policy_routes(policies, routes))
+    check_policy_routes(parts.limits.current.policies, routes)
+    live = parts.live_config(lambda policies: check_policy_routes(policies, routes))
     app = OrderfastApp(
         routes=routes,
         middleware=[
@@ -211,8 +211,9 @@ def create_app(settings: Settings | None = None, *, trace_exporter: Any = None) 
     return app
 
 
-def _check_policy_routes(policies: RoutePolicies, routes: Sequence[BaseRoute]) -> None:
-    """A finer rate-limit policy whose routes match no route is a typo: refuse to start."""
+def check_policy_routes(policies: RoutePolicies, routes: Sequence[BaseRoute]) -> None:
+    """A finer rate-limit policy whose routes match no route is a typo: refused at start and on a
+    reload (by the HTTP workers, and by serve-grpc, whose calls count as these routes)."""
     matched: set[int] = set()
     for route in routes:
         if isinstance(route, Route):

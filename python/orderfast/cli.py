@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orderfast import bootstrap
 from orderfast.config import ConfigError, Settings, describe, docs_table
@@ -25,6 +26,9 @@ from orderfast.observability.logging import configure as configure_logging
 from orderfast.outbox.relay import Relay, RelaySettings
 from orderfast.services.catalog import seed_demo
 from orderfast.store.base import Store, StoreError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 relay_log = logging.getLogger("orderfast.relay")
 
@@ -228,15 +232,15 @@ def _serve_metrics(host: str, port: int, directory: Path) -> None:
     threading.Thread(target=httpd.serve_forever, name="orderfast-metrics", daemon=True).start()
 
 
-def _check_before_serving(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+def _check_before_serving(settings: Settings, host: str | None = None, port: int | None = None) -> Starlette:
     """Every start-up failure the workers would meet, met once here with one clear line (main prints
     it and exits non-zero) instead of a traceback per worker: a setting the app cannot use, a port
-    already taken, a database unreachable or not migrated."""
+    already taken, a database unreachable or not migrated. Returns the app it built (never served)."""
     import socket
 
     from orderfast.app import create_app
 
-    create_app(settings)  # builds everything, opens nothing: settings and key files are checked
+    app = create_app(settings)  # builds everything, opens nothing: settings and key files are checked
     host, port = host or settings.host, port or settings.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -258,6 +262,7 @@ def _check_before_serving(settings: Settings, host: str | None = None, port: int
             pass
 
     asyncio.run(check_store())
+    return app
 
 
 def _raise_open_files_limit(wanted: int) -> None:
@@ -373,10 +378,12 @@ def _serve_grpc(settings: Settings, args: argparse.Namespace) -> None:
         import grpc_health  # noqa: F401
     except ImportError:
         raise ConfigError("orderfast serve-grpc needs the grpc extra: pip install 'orderfast[grpc]'") from None
+    from orderfast.app import check_policy_routes
     from orderfast.rpc.server import serve
 
     host = args.host or settings.host
-    _check_before_serving(settings, host, args.port)
+    # The HTTP API's routes: a reloaded rate-limit file must name routes of them, as in its workers.
+    http_routes = _check_before_serving(settings, host, args.port).routes
     try:
         import uvloop
 
@@ -390,7 +397,9 @@ def _serve_grpc(settings: Settings, args: argparse.Namespace) -> None:
         assert settings.metrics_port is not None
         REGISTRY.directory = _metrics_directory(settings.metrics_dir)
         _serve_metrics(host, settings.metrics_port, REGISTRY.directory)
-    asyncio.run(serve(settings, host, args.port, metrics=metrics))
+    asyncio.run(
+        serve(settings, host, args.port, metrics=metrics, check_routes=lambda p: check_policy_routes(p, http_routes))
+    )
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> None:

@@ -289,3 +289,30 @@ def test_sigterm_turns_health_first_and_serves_through_the_drain(server: Server,
         if g.proc.poll() is None:
             g.proc.kill()
             g.proc.wait()
+
+
+def test_a_reloaded_policy_naming_no_route_is_refused_and_the_old_one_kept(server: Server, tmp_path: Path) -> None:
+    """The rate-limit file is the HTTP server's too: serve-grpc refuses a new one that names a route
+    the HTTP API does not have, as the HTTP workers do, and keeps limiting by the old one."""
+    policies = tmp_path / "limits.toml"
+    policies.write_text(QUOTE_POLICY)
+    g = GrpcServer({**server.env, "ORDERFAST_RATELIMIT_FILE": str(policies)}, tmp_path)
+    channel = grpc.insecure_channel(g.address)
+    try:
+        g.wait_serving(channel)
+        policies.write_text(QUOTE_POLICY.replace("POST /v1/quotes", "POST /v1/qoutes"))
+        deadline = time.monotonic() + 15
+        while "names no route" not in g.log.read_text():
+            assert time.monotonic() < deadline, "the typo'd file was not refused:\n" + g.log.read_text()
+            time.sleep(0.05)
+        stub = orders_pb2_grpc.OrdersStub(channel)
+        md = auth(server, f"grpc-reload-{uuid.uuid4().hex[:6]}")
+        request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
+        for _ in range(3):
+            stub.Quote(request, metadata=md)
+        with pytest.raises(grpc.RpcError) as limited:
+            stub.Quote(request, metadata=md)
+        assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "the old policy still limits"
+    finally:
+        channel.close()
+        assert g.stop() == 0, g.log.read_text()

@@ -32,7 +32,7 @@ from orderfast.config import Settings
 from orderfast.domain.orders import order_json
 from orderfast.http.auth import Principal
 from orderfast.http.errors import problem_for
-from orderfast.http.guard import SERVICE_ROLES, V1Guard, common_name
+from orderfast.http.guard import SERVICE_ROLES, RoutePolicies, V1Guard, common_name
 from orderfast.http.paging import decode_cursor, encode_cursor
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import checked_idempotency_key
@@ -217,12 +217,20 @@ def _body(request: orders_pb2.CreateOrderRequest | orders_pb2.QuoteRequest) -> b
     return orjson.dumps(doc)
 
 
-async def serve(settings: Settings, host: str, port: int, *, metrics: bool = False) -> None:
+async def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    check_routes: Callable[[RoutePolicies], None],
+    metrics: bool = False,
+) -> None:
     """Runs until SIGTERM or SIGINT. SIGTERM drains as the HTTP server does: health turns
     NOT_SERVING at once and calls are still served for ORDERFAST_DRAIN_DELAY seconds (time for a
     balancer or Kubernetes to stop sending), then the listener closes and calls in flight get
     ORDERFAST_SHUTDOWN_TIMEOUT seconds to finish. SIGINT (Ctrl-C) skips the drain. ``metrics``:
-    write this process's metrics for the /metrics port the caller serves (ORDERFAST_METRICS_PORT)."""
+    write this process's metrics for the /metrics port the caller serves (ORDERFAST_METRICS_PORT).
+    ``check_routes`` refuses a reloaded rate-limit file that names no route of the HTTP API."""
     parts = bootstrap.build(settings)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     orders_pb2_grpc.add_OrdersServicer_to_server(OrdersService(parts), server)  # type: ignore[no-untyped-call]
@@ -246,7 +254,7 @@ async def serve(settings: Settings, host: str, port: int, *, metrics: bool = Fal
     await parts.store.open()
     await parts.catalog.refresh()
     tasks = [asyncio.create_task(parts.catalog.refresh_forever(settings.catalog_refresh))]
-    live = parts.live_config(lambda policies: None)
+    live = parts.live_config(check_routes)
     if live.files:
         tasks.append(asyncio.create_task(live.watch_forever()))
     if metrics:
