@@ -316,3 +316,47 @@ def test_a_reloaded_policy_naming_no_route_is_refused_and_the_old_one_kept(serve
     finally:
         channel.close()
         assert g.stop() == 0, g.log.read_text()
+
+
+IP_POLICY = '[policies.quotes]\nlimit = "2/3600"\nburst = 2\nkey = "ip"\nroutes = ["POST /v1/quotes"]\n'
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_and_subject_count(server: Server, tmp_path: Path) -> None:
+    """A gRPC proxy (Envoy, nginx's grpc_pass) adds `x-forwarded-for`; from a peer in
+    ORDERFAST_TRUSTED_PROXIES it names the client, as the header does for HTTP — else every caller
+    behind the proxy would share the proxy's `ip` bucket. So does the verified-subject header
+    (ORDERFAST_CLIENT_CERT_HEADER) of a proxy terminating mutual TLS."""
+    policies = tmp_path / "limits.toml"
+    policies.write_text(IP_POLICY)
+    env = {
+        **server.env,
+        "ORDERFAST_RATELIMIT_FILE": str(policies),
+        "ORDERFAST_TRUSTED_PROXIES": "127.0.0.1/32",
+        "ORDERFAST_CLIENT_CERT_HEADER": "X-Client-Subject",
+    }
+    g = GrpcServer(env, tmp_path)
+    channel = grpc.insecure_channel(g.address)
+    try:
+        g.wait_serving(channel)
+        stub = orders_pb2_grpc.OrdersStub(channel)
+        request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
+
+        def quote(client: str) -> grpc.StatusCode:
+            md = (*auth(server, f"ip-{uuid.uuid4().hex[:6]}"), ("x-forwarded-for", f"{client}, 127.0.0.1"))
+            try:
+                stub.Quote(request, metadata=md)
+            except grpc.RpcError as e:
+                return e.code()  # type: ignore[no-any-return]
+            return grpc.StatusCode.OK
+
+        assert [quote("203.0.113.7") for _ in range(3)] == [grpc.StatusCode.OK] * 2 + [
+            grpc.StatusCode.RESOURCE_EXHAUSTED
+        ]
+        assert quote("203.0.113.8") == grpc.StatusCode.OK, "another client behind the same proxy"
+        # The subject of a client certificate the proxy verified names the caller, as over HTTP.
+        sku = new_sku(server, stock=3)
+        order, _ = create(stub, (("x-client-subject", "CN=billing-svc,O=Shop"),), sku)
+        assert order.customer_id == "billing-svc"
+    finally:
+        channel.close()
+        assert g.stop() == 0, g.log.read_text()

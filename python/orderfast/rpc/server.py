@@ -32,7 +32,7 @@ from orderfast.config import Settings
 from orderfast.domain.orders import order_json
 from orderfast.http.auth import Principal
 from orderfast.http.errors import problem_for
-from orderfast.http.guard import SERVICE_ROLES, RoutePolicies, V1Guard, common_name
+from orderfast.http.guard import SERVICE_ROLES, RoutePolicies, V1Guard, client_address, common_name
 from orderfast.http.paging import decode_cursor, encode_cursor
 from orderfast.http.problems import Problem, not_found
 from orderfast.http.request import checked_idempotency_key
@@ -74,8 +74,11 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             trusted_proxies=settings.trusted_proxies,
             api_keys=parts.api_keys,
             shared=parts.shared_limits,
+            cert_header=settings.client_cert_header,
         )
         self._certificates = settings.tls_client_ca is not None
+        # Metadata keys are lower case; "" matches none (no header named).
+        self._cert_header = (settings.client_cert_header or "").lower()
 
     async def _call(
         self,
@@ -104,13 +107,21 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
         return reply
 
     async def _admit(self, context: grpc.aio.ServicerContext, method: str, path: str) -> Principal:
-        authorization = api_key = None
+        # What the HTTP guard reads from headers, read from metadata by the same rules: a proxy's
+        # `x-forwarded-for` and verified-subject header count only from ORDERFAST_TRUSTED_PROXIES.
+        authorization = api_key = forwarded = subject = None
+        guard = self._guard
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 authorization = value
             elif key == "x-api-key":
                 api_key = value
+            elif key == "x-forwarded-for" and guard.trusted:
+                forwarded = value
+            elif key == self._cert_header:
+                subject = value
         peer = peer_address(context.peer())
+        ip = client_address(peer, forwarded, guard.trusted)
         known = None
         if authorization is None and api_key is None and self._certificates:
             # Mutual TLS at this server: unlike Granian, grpcio hands over the verified certificate.
@@ -118,7 +129,7 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             name = common_name("CN=" + names[0].decode("utf-8", "replace")) if names else None
             if name is not None:
                 known = Principal(name, SERVICE_ROLES)
-        principal, _ = await self._guard.admit(method, path, authorization, api_key, None, peer, peer, known)
+        principal, _ = await guard.admit(method, path, authorization, api_key, subject, peer, ip, known)
         return principal
 
     # -- the methods
