@@ -66,6 +66,23 @@ def metric(server: Server, name: str, label: str) -> float:
     return float(found.group(1))
 
 
+def reads(server: Server, file: str) -> float:
+    """How many times the workers have read a changed ``file`` (applied or refused), summed."""
+    return sum(
+        metric(server, "orderfast_config_reloads_total", f'file="{file}",result="{result}"')
+        for result in ("applied", "refused")
+    )
+
+
+def rewrite(server: Server, path: Path, text: str, file: str, workers: int) -> None:
+    """Replaces the file and waits until every worker has read it — its reload counter, which each
+    worker counts for itself, has grown by one per worker. (Sampling answers on new connections
+    cannot tell: they may all reach the worker that already has it.)"""
+    before = reads(server, file)
+    write(path, text)
+    until(lambda: reads(server, file) >= before + workers, f"every worker read the new {file} file")
+
+
 def test_a_changed_flags_file_reaches_every_worker_without_dropping_a_request(flagged: tuple[Server, Path]) -> None:
     server, flags = flagged
     assert coupon_quotes(server) == {200}
@@ -80,20 +97,17 @@ def test_a_changed_flags_file_reaches_every_worker_without_dropping_a_request(fl
     background = threading.Thread(target=traffic)
     background.start()
     try:
-        write(flags, "coupons = false\n")
-        until(lambda: coupon_quotes(server) == {422}, "every worker refuses coupons")
+        rewrite(server, flags, "coupons = false\n", "flags", WORKERS)
+        assert coupon_quotes(server) == {422}, "every worker refuses coupons"
         assert metric(server, "orderfast_feature_flag", 'flag="coupons"') == 0.0
         refused_before = metric(server, "orderfast_config_reloads_total", 'file="flags",result="refused"')
         # A bad file: refused, logged, and the flags in force kept.
-        write(flags, 'coupons = "no"\n')
-        until(
-            lambda: server.log_path.read_text().count("coupons must be true or false") >= WORKERS,
-            "each worker says why it refused the file",
-        )
+        rewrite(server, flags, 'coupons = "no"\n', "flags", WORKERS)
+        assert server.log_path.read_text().count("coupons must be true or false") >= WORKERS, "each says why"
         assert coupon_quotes(server) == {422}, "the old flags stay in force"
         assert metric(server, "orderfast_config_reloads_total", 'file="flags",result="refused"') >= refused_before + 1
-        write(flags, "coupons = true\n")
-        until(lambda: coupon_quotes(server) == {200}, "coupons back on every worker")
+        rewrite(server, flags, "coupons = true\n", "flags", WORKERS)
+        assert coupon_quotes(server) == {200}, "coupons back on every worker"
     finally:
         stop.set()
         background.join(timeout=30)
@@ -105,9 +119,9 @@ def test_a_changed_flags_file_reaches_every_worker_without_dropping_a_request(fl
 
 def test_an_order_naming_a_coupon_is_refused_while_coupons_are_off(flagged: tuple[Server, Path]) -> None:
     server, flags = flagged
-    write(flags, "coupons = false\n")
+    rewrite(server, flags, "coupons = false\n", "flags", WORKERS)
     try:
-        until(lambda: coupon_quotes(server) == {422}, "coupons off everywhere")
+        assert coupon_quotes(server) == {422}, "coupons off everywhere"
         with server.client(f"buyer-{uuid.uuid4().hex[:6]}") as c:
             key = uuid.uuid4().hex
             refused = c.post(
@@ -118,5 +132,5 @@ def test_an_order_naming_a_coupon_is_refused_while_coupons_are_off(flagged: tupl
             plain = c.post("/v1/orders", json=order_body(("SKU-1", 1)), headers={"idempotency-key": uuid.uuid4().hex})
             assert plain.status_code == 201, "orders without a coupon go on"
     finally:
-        write(flags, "coupons = true\n")
-        until(lambda: coupon_quotes(server) == {200}, "coupons back on")
+        rewrite(server, flags, "coupons = true\n", "flags", WORKERS)
+        assert coupon_quotes(server) == {200}, "coupons back on"

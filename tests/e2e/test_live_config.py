@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Server, order_body, running
-from tests.e2e.test_flags import metric, until, write
+from tests.e2e.test_flags import metric, rewrite
 
 WORKERS = 2
 QUOTES = '[policies.quotes]\nlimit = "{limit}"\nburst = {burst}\nkey = "user"\nroutes = ["POST /v1/quotes"]\n'
@@ -69,9 +69,9 @@ def test_new_rate_limit_policies_reach_every_worker_and_a_bad_file_is_refused(
     background = threading.Thread(target=traffic)
     background.start()
     try:
-        write(limits, QUOTES.format(limit="2/3600", burst=2))
+        rewrite(server, limits, QUOTES.format(limit="2/3600", burst=2), "ratelimits", WORKERS)
         tight = '"user";q=100000;w=1, "ip";q=1000000;w=1, "quotes";q=2;w=3600'
-        until(lambda: quote_policies(server) == {tight}, "every worker limits quotes to 2 an hour")
+        assert quote_policies(server) == {tight}, "every worker limits quotes to 2 an hour"
         # A user past 2 quotes on a worker is refused by the new policy (each worker counts its own).
         with server.client(f"buyer-{uuid.uuid4().hex[:6]}") as c:
             answers = [c.post("/v1/quotes", json=order_body(("SKU-1", 1))) for _ in range(3)]
@@ -82,19 +82,14 @@ def test_new_rate_limit_policies_reach_every_worker_and_a_bad_file_is_refused(
         assert {r.status_code for r in each_worker(server, "/v1/products/SKU-1")} == {200}
 
         refused_before = metric(server, "orderfast_config_reloads_total", 'file="ratelimits",result="refused"')
-        write(limits, '[policies.typo]\nlimit = "1/1"\nkey = "user"\nroutes = ["POST /v1/quote"]\n')
-        until(
-            lambda: server.log_path.read_text().count("policy 'typo' names no route") >= WORKERS,
-            "each worker says why it refused the file",
-        )
+        typo = '[policies.typo]\nlimit = "1/1"\nkey = "user"\nroutes = ["POST /v1/quote"]\n'
+        rewrite(server, limits, typo, "ratelimits", WORKERS)
+        assert server.log_path.read_text().count("policy 'typo' names no route") >= WORKERS, "each says why"
         assert quote_policies(server) == {tight}, "the policies in force stay"
         after = metric(server, "orderfast_config_reloads_total", 'file="ratelimits",result="refused"')
         assert after >= refused_before + 1
-        write(limits, "")  # no finer policy at all: the defaults alone
-        until(
-            lambda: quote_policies(server) == {'"user";q=100000;w=1, "ip";q=1000000;w=1'},
-            "the quotes policy gone everywhere",
-        )
+        rewrite(server, limits, "", "ratelimits", WORKERS)  # no finer policy at all: the defaults alone
+        assert quote_policies(server) == {'"user";q=100000;w=1, "ip";q=1000000;w=1'}, "the quotes policy gone"
     finally:
         stop.set()
         background.join(timeout=30)
@@ -106,8 +101,8 @@ def test_a_new_tax_table_prices_at_once_and_one_dropping_a_class_in_use_is_refus
 ) -> None:
     server, _, taxes = live
     assert taxes_quoted(server) == {"2.00"}
-    write(taxes, 'standard = "10"\nreduced = "5"\n')
-    until(lambda: taxes_quoted(server) == {"1.00"}, "every worker taxes at 10 %")
+    rewrite(server, taxes, 'standard = "10"\nreduced = "5"\n', "taxes", WORKERS)
+    assert taxes_quoted(server) == {"1.00"}, "every worker taxes at 10 %"
     contract = httpx.get(f"{server.base_url}/openapi.json", timeout=5).json()
     tax_class = contract["components"]["schemas"]["ProductRequest"]["properties"]["tax_class"]
     assert tax_class["enum"] == ["reduced", "standard", None], "the contract names the classes in force"
@@ -119,18 +114,12 @@ def test_a_new_tax_table_prices_at_once_and_one_dropping_a_class_in_use_is_refus
     assert put.status_code in (200, 201), "a class added by the reload can be used"
 
     # Dropping a class a product still names would price it untaxed without a word: refused.
-    write(taxes, 'reduced = "5"\n')
-    until(
-        lambda: server.log_path.read_text().count("products still name the tax class standard") >= WORKERS,
-        "each worker says why it refused the table",
-    )
+    rewrite(server, taxes, 'reduced = "5"\n', "taxes", WORKERS)
+    assert server.log_path.read_text().count("products still name the tax class standard") >= WORKERS
     # Floats are not exact: refused too.
-    write(taxes, 'standard = 12.5\nreduced = "5"\n')
-    until(
-        lambda: server.log_path.read_text().count("must be a percentage as a string") >= WORKERS,
-        "each worker refuses a float rate",
-    )
+    rewrite(server, taxes, 'standard = 12.5\nreduced = "5"\n', "taxes", WORKERS)
+    assert server.log_path.read_text().count("must be a percentage as a string") >= WORKERS, "each refuses floats"
     assert taxes_quoted(server) == {"1.00"}, "the table in force stays"
     assert metric(server, "orderfast_config_reloads_total", 'file="taxes",result="refused"') >= 2
-    write(taxes, 'standard = "20"\nreduced = "5"\n')
-    until(lambda: taxes_quoted(server) == {"2.00"}, "back to 20 %")
+    rewrite(server, taxes, 'standard = "20"\nreduced = "5"\n', "taxes", WORKERS)
+    assert taxes_quoted(server) == {"2.00"}, "back to 20 %"
