@@ -40,7 +40,8 @@ def write(path: Path, text: str) -> None:
 
 
 def coupon_quotes(server: Server, n: int = 2 * WORKERS) -> set[int]:
-    """Statuses of ``n`` quotes naming the coupon, each on a new connection (so both workers answer)."""
+    """Statuses of ``n`` quotes naming the coupon, each on a new connection (so that both workers
+    likely answer some)."""
     statuses = set()
     for _ in range(n):
         with server.client(f"quoter-{uuid.uuid4().hex[:6]}") as c:

@@ -37,7 +37,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pat
 
 
 def each_worker(server: Server, path: str, body: object | None = None, n: int = 2 * WORKERS) -> list[httpx.Response]:
-    """``n`` answers, each on a new connection (so that every worker answers some)."""
+    """``n`` answers, each on a new connection (so that every worker likely answers some)."""
     answers = []
     for _ in range(n):
         with server.client(f"probe-{uuid.uuid4().hex[:8]}") as c:

@@ -34,7 +34,7 @@ def order(server: Server, customer: str, sku: str, quantity: int = 1):  # type: 
 
 
 def quoted(server: Server, customer: str, sku: str, quantity: int = 1) -> set[int]:
-    """Statuses of quotes for ``customer``, each on a new connection (so that every worker answers):
+    """Statuses of quotes for ``customer``, each on a new connection (so that every worker likely answers):
     a quote applies the customer's restrictions as their order would, and commits to nothing."""
     statuses = set()
     for _ in range(4):
@@ -54,7 +54,7 @@ def test_a_blocked_customer_is_refused_until_lifted_and_nobody_else_is(server: S
     customer = f"blocked-{uuid.uuid4().hex[:8]}"
     doc = restrict(server, customer, {"blocked": True})
     assert doc["blocked"] is True and doc["max_open_orders"] is None and doc["max_order_value"] == {}
-    for _ in range(4):  # each on a new connection: both workers answer some, at once
+    for _ in range(4):  # each on a new connection: likely both workers, at once
         assert_problem(order(server, customer, sku), 403, "customer-blocked")
     assert stock(server, sku) == 10, "refused before stock is touched"
     assert order(server, f"other-{uuid.uuid4().hex[:6]}", sku).status_code == 201
