@@ -360,3 +360,21 @@ def test_behind_a_trusted_proxy_the_forwarded_client_and_subject_count(server: S
     finally:
         channel.close()
         assert g.stop() == 0, g.log.read_text()
+
+
+def test_a_message_larger_than_the_body_cap_is_refused_before_it_is_read(
+    rpc: tuple[Server, GrpcServer, grpc.Channel],
+) -> None:
+    """ORDERFAST_MAX_BODY_BYTES caps a gRPC message as it caps an HTTP body (grpcio's own default is
+    4 MiB): a larger one is RESOURCE_EXHAUSTED before it is parsed or priced."""
+    server, _, channel = rpc
+    stub = orders_pb2_grpc.OrdersStub(channel)
+    md = auth(server, f"grpc-big-{uuid.uuid4().hex[:6]}")
+    items = [pb.Item(sku=f"SKU-{i:05d}-" + "x" * 40, quantity=1) for i in range(2000)]
+    big = pb.QuoteRequest(currency="USD", items=items)
+    assert big.ByteSize() > 65536  # the e2e server's cap is the default
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Quote(big, metadata=md)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value.details()
+    small = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
+    assert stub.Quote(small, metadata=md).total

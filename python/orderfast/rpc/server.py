@@ -243,7 +243,14 @@ async def serve(
     write this process's metrics for the /metrics port the caller serves (ORDERFAST_METRICS_PORT).
     ``check_routes`` refuses a reloaded rate-limit file that names no route of the HTTP API."""
     parts = bootstrap.build(settings)
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1),
+            # A message is capped as an HTTP body is (grpcio's default is 4 MiB): larger ones are
+            # RESOURCE_EXHAUSTED before they are parsed.
+            ("grpc.max_receive_message_length", settings.max_body_bytes),
+        ]
+    )
     orders_pb2_grpc.add_OrdersServicer_to_server(OrdersService(parts), server)  # type: ignore[no-untyped-call]
     checks = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
