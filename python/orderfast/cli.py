@@ -378,25 +378,40 @@ def _serve_grpc(settings: Settings, args: argparse.Namespace) -> None:
         import grpc_health  # noqa: F401
     except ImportError:
         raise ConfigError("orderfast serve-grpc needs the grpc extra: pip install 'orderfast[grpc]'") from None
-    from orderfast.app import check_policy_routes
-    from orderfast.rpc.server import serve
+    from orderfast.app import check_policy_routes, create_app
+    from orderfast.observability.metrics import REGISTRY
 
     host = args.host or settings.host
-    # The HTTP API's routes: a reloaded rate-limit file must name routes of them, as in its workers.
-    http_routes = _check_before_serving(settings, host, args.port).routes
+    metrics = settings.metrics and settings.metrics_port is not None
+    if args.worker_process:
+        # One of --workers N, started by the main process below, which made the checks and serves
+        # the metrics port; this one writes its metrics where the main process reads them.
+        http_routes = create_app(settings).routes
+        if metrics:
+            REGISTRY.directory = settings.metrics_dir
+    else:
+        # The HTTP API's routes: a reloaded rate-limit file must name routes of them, as in its workers.
+        http_routes = _check_before_serving(settings, host, args.port).routes
+        if metrics:
+            assert settings.metrics_port is not None
+            REGISTRY.directory = _metrics_directory(settings.metrics_dir)
+            _serve_metrics(host, settings.metrics_port, REGISTRY.directory)
+        workers = args.workers or settings.workers
+        if workers > 1:
+            from orderfast.rpc.workers import Supervisor
+
+            argv = [sys.executable, "-m", "orderfast", "serve-grpc", "--host", host, "--port", str(args.port)]
+            env = {**os.environ, "ORDERFAST_METRICS_DIR": str(REGISTRY.directory)} if metrics else dict(os.environ)
+            stop_timeout = settings.drain_delay + settings.shutdown_timeout + 10
+            raise SystemExit(Supervisor([*argv, "--worker-process"], workers, env, stop_timeout).run())
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop comes with granian[uvloop]
         pass
-    metrics = settings.metrics and settings.metrics_port is not None
-    if metrics:
-        from orderfast.observability.metrics import REGISTRY
+    from orderfast.rpc.server import serve
 
-        assert settings.metrics_port is not None
-        REGISTRY.directory = _metrics_directory(settings.metrics_dir)
-        _serve_metrics(host, settings.metrics_port, REGISTRY.directory)
     asyncio.run(
         serve(settings, host, args.port, metrics=metrics, check_routes=lambda p: check_policy_routes(p, http_routes))
     )
@@ -572,6 +587,8 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_serve = sub.add_parser("serve-grpc", help="serve the gRPC API (orderfast.v1.Orders; the grpc extra)")
     grpc_serve.add_argument("--host", help="bind address (ORDERFAST_HOST, default 127.0.0.1)")
     grpc_serve.add_argument("--port", type=int, default=50051, help="port (default 50051)")
+    grpc_serve.add_argument("--workers", type=int, help="processes sharing the port (ORDERFAST_WORKERS, default 1)")
+    grpc_serve.add_argument("--worker-process", action="store_true", help=argparse.SUPPRESS)
 
     worker = sub.add_parser("worker", help="run a background worker")
     worker_sub = worker.add_subparsers(dest="worker_command", required=True)

@@ -4,6 +4,9 @@ and refusals as the HTTP API; health checking, reflection, and mutual TLS naming
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,19 +26,20 @@ from orderfast.rpc.v1 import orders_pb2 as pb
 from orderfast.rpc.v1 import orders_pb2_grpc
 from tests.e2e.certs import CertificateAuthority
 from tests.e2e.conftest import Server, free_port
+from tests.e2e.test_flags import until
 from tests.e2e.test_orders import new_sku
 
 QUOTE_POLICY = '[policies.quotes]\nlimit = "3/3600"\nburst = 3\nkey = "user"\nroutes = ["POST /v1/quotes"]\n'
 
 
 class GrpcServer:
-    def __init__(self, env: dict[str, str], workdir: Path, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, port: int | None = None, *args: str) -> None:
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = workdir / f"grpc-{self.port}.log"
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orderfast", "serve-grpc", "--port", str(self.port)],
+                [sys.executable, "-m", "orderfast", "serve-grpc", "--port", str(self.port), *args],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -378,3 +383,46 @@ def test_a_message_larger_than_the_body_cap_is_refused_before_it_is_read(
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value.details()
     small = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
     assert stub.Quote(small, metadata=md).total
+
+
+def children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def test_workers_share_the_port_and_one_that_dies_is_replaced(server: Server, tmp_path: Path) -> None:
+    """`serve-grpc --workers 2`: two processes serve the port, the main process's metrics port counts
+    the calls of both, a killed worker is started again, and SIGTERM stops them all cleanly."""
+    metrics_port = free_port()
+    env = {**server.env, "ORDERFAST_METRICS_PORT": str(metrics_port), "ORDERFAST_DRAIN_DELAY": "0"}
+    g = GrpcServer(env, tmp_path, None, "--workers", "2")
+    request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
+    md = auth(server, f"grpc-workers-{uuid.uuid4().hex[:6]}")
+
+    def quotes(n: int) -> None:
+        for _ in range(n):  # each on a new channel: new connections, spread by the kernel
+            with grpc.insecure_channel(g.address) as channel:
+                assert orders_pb2_grpc.OrdersStub(channel).Quote(request, metadata=md).total
+
+    def counted() -> float:
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        found = re.search(r'^orderfast_grpc_requests_total\{method="Quote",code="OK"\} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    try:
+        with grpc.insecure_channel(g.address) as channel:
+            g.wait_serving(channel)
+        first = children(g.proc.pid)
+        assert len(first) == 2, first
+        quotes(10)
+        until(lambda: counted() >= 10, "both workers' calls in the main process's scrape")
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        until(lambda: victim not in children(g.proc.pid) and len(children(g.proc.pid)) == 2, "a worker replaced")
+        until(lambda: g.log.read_text().count("gRPC listening on") == 3, "the replacement serves")
+        quotes(10)
+        assert g.stop() == 0, g.log.read_text()
+        assert not any(Path(f"/proc/{pid}").exists() for pid in first - {victim}), "every worker stopped"
+    finally:
+        if g.proc.poll() is None:
+            os.killpg(g.proc.pid, signal.SIGKILL)
+            g.proc.wait()
