@@ -101,7 +101,10 @@ class Settings:
     host: str = setting("127.0.0.1", env="HOST", parse=v.text, doc="bind address (also `orderfast serve --host`)")
     port: int = setting(8000, env="PORT", parse=v.integer(0), doc="port (also `orderfast serve --port`)")
     workers: int = setting(
-        1, env="WORKERS", parse=v.integer(1), doc="worker processes (also `orderfast serve --workers`)"
+        1,
+        env="WORKERS",
+        parse=v.integer(1),
+        doc="worker processes of `orderfast serve` and `serve-grpc` (also their `--workers`)",
     )
     log_level: str = setting(
         "info", env="LOG_LEVEL", parse=v.choice("debug", "info", "warning", "error"), doc="JSON logs on stderr"
