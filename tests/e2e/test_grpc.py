@@ -426,3 +426,24 @@ def test_workers_share_the_port_and_one_that_dies_is_replaced(server: Server, tm
         if g.proc.poll() is None:
             os.killpg(g.proc.pid, signal.SIGKILL)
             g.proc.wait()
+
+
+def test_connections_are_aged_out_so_clients_rebalance(server: Server, tmp_path: Path) -> None:
+    """gRPC keeps a connection for ever, so pods added by an autoscaler would get no traffic from
+    clients already connected: after ORDERFAST_GRPC_MAX_CONNECTION_AGE the server sends GOAWAY, the
+    client's channel goes idle and its next call connects again (wherever the balancer sends it)."""
+    g = GrpcServer({**server.env, "ORDERFAST_GRPC_MAX_CONNECTION_AGE": "1"}, tmp_path)
+    channel = grpc.insecure_channel(g.address)
+    states: list[grpc.ChannelConnectivity] = []
+    try:
+        g.wait_serving(channel)
+        channel.subscribe(states.append, try_to_connect=False)
+        stub = orders_pb2_grpc.OrdersStub(channel)
+        md = auth(server, f"grpc-aged-{uuid.uuid4().hex[:6]}")
+        request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
+        assert stub.Quote(request, metadata=md).total
+        until(lambda: grpc.ChannelConnectivity.IDLE in states, "the server ended the aged connection")
+        assert stub.Quote(request, metadata=md).total, "the next call connects again"
+    finally:
+        channel.close()
+        assert g.stop() == 0, g.log.read_text()

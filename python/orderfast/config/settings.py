@@ -415,6 +415,14 @@ class Settings:
         "second of a change; a bad new file is refused and logged, the flags in force kept (see Operations → "
         "Live configuration)",
     )
+    grpc_max_connection_age: float = setting(
+        300.0,
+        env="GRPC_MAX_CONNECTION_AGE",
+        parse=v.number(zero=True),
+        doc="`orderfast serve-grpc`: seconds after which a client connection is told to go away (GOAWAY; "
+        "calls in flight get ORDERFAST_SHUTDOWN_TIMEOUT), so clients reconnect and spread over instances an "
+        "autoscaler added; 0: never",
+    )
     temporal_address: str | None = setting(
         env="TEMPORAL_ADDRESS",
         parse=v.text,

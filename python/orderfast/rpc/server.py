@@ -249,6 +249,15 @@ async def serve(
             # A message is capped as an HTTP body is (grpcio's default is 4 MiB): larger ones are
             # RESOURCE_EXHAUSTED before they are parsed.
             ("grpc.max_receive_message_length", settings.max_body_bytes),
+            *(
+                [
+                    # GOAWAY after this long, so clients reconnect and reach pods added since.
+                    ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age * 1000)),
+                    ("grpc.max_connection_age_grace_ms", int(settings.shutdown_timeout * 1000)),
+                ]
+                if settings.grpc_max_connection_age > 0
+                else []
+            ),
         ]
     )
     orders_pb2_grpc.add_OrdersServicer_to_server(OrdersService(parts), server)  # type: ignore[no-untyped-call]
