@@ -188,16 +188,21 @@ def test_refusals_are_statuses_with_the_problems_details(rpc: tuple[Server, Grpc
         assert refusal(hidden.value)[:2] == (grpc.StatusCode.NOT_FOUND, "not-found")
 
 
-def test_rate_limits_are_the_routes_limits(rpc: tuple[Server, GrpcServer, grpc.Channel]) -> None:
-    server, _, channel = rpc
+def fourth_quote_refused(server: Server, channel: grpc.Channel, who: str) -> grpc.RpcError:
+    """Three quotes by a new user go through (QUOTE_POLICY allows three an hour); the fourth's error."""
     stub = orders_pb2_grpc.OrdersStub(channel)
-    md = auth(server, f"grpc-quoter-{uuid.uuid4().hex[:6]}")
+    md = auth(server, f"{who}-{uuid.uuid4().hex[:6]}")
     request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
     for _ in range(3):
         stub.Quote(request, metadata=md)
     with pytest.raises(grpc.RpcError) as limited:
         stub.Quote(request, metadata=md)
-    code, reason, _, meta, retry = refusal(limited.value)
+    return limited.value
+
+
+def test_rate_limits_are_the_routes_limits(rpc: tuple[Server, GrpcServer, grpc.Channel]) -> None:
+    server, _, channel = rpc
+    code, reason, _, meta, retry = refusal(fourth_quote_refused(server, channel, "grpc-quoter"))
     assert (code, reason, meta["violated-policies"]) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "quota-exceeded", "quotes")
     assert retry is not None and retry >= 1
 
@@ -310,14 +315,8 @@ def test_a_reloaded_policy_naming_no_route_is_refused_and_the_old_one_kept(serve
         while "names no route" not in g.log.read_text():
             assert time.monotonic() < deadline, "the typo'd file was not refused:\n" + g.log.read_text()
             time.sleep(0.05)
-        stub = orders_pb2_grpc.OrdersStub(channel)
-        md = auth(server, f"grpc-reload-{uuid.uuid4().hex[:6]}")
-        request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
-        for _ in range(3):
-            stub.Quote(request, metadata=md)
-        with pytest.raises(grpc.RpcError) as limited:
-            stub.Quote(request, metadata=md)
-        assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "the old policy still limits"
+        refused = fourth_quote_refused(server, channel, "grpc-reload")
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "the old policy still limits"
     finally:
         channel.close()
         assert g.stop() == 0, g.log.read_text()
