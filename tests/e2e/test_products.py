@@ -197,3 +197,20 @@ def test_a_listing_refuses_a_bad_limit_or_cursor(server: Server, path: str) -> N
         # Not base64url; empty; a key this listing cannot have; not ASCII.
         for cursor in ["!!!", "", encode_cursor(foreign), "w6k"]:
             assert_problem(admin.get(path, params={"cursor": cursor}), 400, "invalid-cursor")
+
+
+def test_a_new_price_binds_orders_without_an_expected_total_at_once(server: Server) -> None:
+    """No expected_total to catch a stale price: the order's transaction refuses a snapshot older than
+    the product, and the order is priced again — at the new price, on whichever worker."""
+    sku = f"P-{uuid.uuid4().hex[:8]}"
+    with server.client("admin-1", "admin") as admin:
+        for price in ["1.00", "2.00", "3.00"]:
+            r = admin.put(
+                f"/v1/products/{sku}", json={"name": "Moving", "price": price, "currency": "USD", "stock": 1000}
+            )
+            assert r.status_code in (200, 201)
+            for _ in range(4):
+                with server.client(f"c-{uuid.uuid4().hex[:6]}") as fresh:  # a new connection each
+                    created = post(fresh, order_body((sku, 1)))
+                assert created.status_code == 201, created.text
+                assert created.json()["total"] == price

@@ -141,3 +141,21 @@ def test_a_sku_limit_holds_for_every_customer_and_every_line_naming_the_sku(serv
     assert [(e["pointer"], e["code"]) for e in problem["errors"]] == [("/items/0/quantity", "quantity_limit")]  # type: ignore[attr-defined]
     assert stock(server, sku) == 50
     assert order(server, buyer, sku, quantity=2).status_code == 201
+
+
+def test_a_limit_set_on_a_product_every_worker_knows_binds_at_once(server: Server) -> None:
+    """The SKU is in both workers' snapshots without a limit; the limit set through one binds the
+    next orders on both (the other worker's transaction finds the product newer than its snapshot)."""
+    sku = new_sku(server, price="5.00", stock=50)
+    buyer = f"limited-{uuid.uuid4().hex[:6]}"
+    until(lambda: quoted(server, buyer, sku, 3) == {200}, "every worker has the product")
+    with server.client("qual-admin", "admin") as admin:
+        put = admin.put(
+            f"/v1/products/{sku}",
+            json={"name": "Limited", "price": "5.00", "currency": "USD", "stock": 50, "max_per_order": 2},
+        )
+        assert put.status_code == 200, put.text
+    for _ in range(4):  # each on a new connection: likely both workers, at once
+        problem = assert_problem(order(server, buyer, sku, quantity=3), 422, "validation-error")
+        assert [e["code"] for e in problem["errors"]] == ["quantity_limit"]  # type: ignore[attr-defined]
+    assert stock(server, sku) == 50

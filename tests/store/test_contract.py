@@ -399,3 +399,26 @@ async def test_an_order_priced_before_its_customers_restrictions_changed_is_refu
     # Priced again with the version that holds the change, the same key goes through.
     (again,) = await store.create_orders([replace(stale, catalog_version=restrictions.version)])
     assert isinstance(again, Created)
+
+
+async def test_an_order_priced_before_its_product_or_coupon_changed_is_refused_as_stale(store: Store) -> None:
+    """The same rule for the rows an order's price and limits come from: its products and its coupon."""
+    await put(store, "SKU-A", stock=10)
+    await put(store, "SKU-B", stock=10)
+    await store.put_coupon(CouponSpec("TEN", "USD", percent_off="10"))
+    before = (await store.catalog_since(0)).latest_version
+    changed, _ = await store.put_product(ProductSpec("SKU-B", "name SKU-B", "USD", 700, 10, max_per_order=1))
+    assert changed.version > before
+    on_b = replace(new_order(lines=(("SKU-A", 1, 500), ("SKU-B", 1, 700))), catalog_version=before)
+    on_a = replace(new_order(lines=(("SKU-A", 1, 500),)), catalog_version=before)
+    assert await store.create_orders([on_b, on_a]) == [CatalogStale(), Created(on_a.order.id)]
+    assert await stock(store, "SKU-B") == 10 and await stock(store, "SKU-A") == 9
+    coupon, _ = await store.put_coupon(CouponSpec("TEN", "USD", percent_off="20"))
+    with_coupon = new_order(lines=(("SKU-A", 1, 500),))
+    with_coupon = replace(
+        with_coupon, order=replace(with_coupon.order, coupon="TEN"), catalog_version=coupon.version - 1
+    )
+    assert await store.create_orders([with_coupon]) == [CatalogStale()]
+    assert await store.find_idempotency("c-1", with_coupon.idempotency.key) is None
+    (fresh,) = await store.create_orders([replace(with_coupon, catalog_version=coupon.version)])
+    assert isinstance(fresh, Created)

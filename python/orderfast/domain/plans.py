@@ -77,8 +77,8 @@ class CreatePlan:
     idempotency: IdempotencyRecord
     # The customer's cap on unpaid orders (condition: fewer than this many before this one).
     open_orders_cap: int | None = None
-    # The catalog version of the snapshot that priced it (condition: the customer's restrictions
-    # have not changed since; None: not checked).
+    # The catalog version of the snapshot that priced it (condition: the customer's restrictions,
+    # the coupon and the products have not changed since; None: not checked).
     catalog_version: int | None = None
 
     @property

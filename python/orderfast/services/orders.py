@@ -4,8 +4,9 @@ Create-order, in order: validate (Rust) → claim the idempotency key in this pr
 price from the snapshot (Rust) → one store transaction → remember the response. The map is only
 the fast path; the store's unique (principal, key) record is the guard that holds across
 processes, restarts and evictions. The transaction also checks that the snapshot that priced the
-order was not older than the customer's restrictions (changed through another process): if it was,
-nothing is written, and the order is priced again after the snapshot catches up.
+order was not older than the customer's restrictions, the coupon or the products (changed through
+another process): if it was, nothing is written, and the order is priced again after the snapshot
+catches up.
 """
 
 from __future__ import annotations
@@ -55,9 +56,9 @@ class CreateResult:
 
 # Refusals by the customer's restrictions (the "blocked" one is CustomerBlockedError, a 403).
 QUALIFICATION = frozenset({"order_value_limit", "open_orders_limit"})
-# Times one order is priced again because the customer's restrictions changed after the snapshot
-# that priced it: each time after a catch-up refresh, so only restrictions rewritten faster than a
-# refresh exhaust it (answered 503, a retry may succeed).
+# Times one order is priced again because the catalog rows it depends on changed after the snapshot
+# that priced it: each time after a catch-up refresh, so only rows rewritten faster than a refresh
+# exhaust it (answered 503, a retry may succeed).
 STALE_ATTEMPTS = 3
 
 
@@ -76,8 +77,8 @@ class OrderService:
         self._idempotency = idempotency
         self._refresh_catalog = refresh_catalog
         self._cache = cache
-        # The version of the catalog the snapshot holds; None: orders are not checked against
-        # restrictions changed elsewhere (a store no other process writes).
+        # The version of the catalog the snapshot holds; None: orders are not checked against catalog
+        # rows changed elsewhere (a store no other process writes).
         self._catalog_version = catalog_version
         self._loading: dict[str, asyncio.Future[OrderDocument | None]] = {}
 
@@ -177,10 +178,10 @@ class OrderService:
                 (outcome,) = await self._store.create_orders([new])
                 if not isinstance(outcome, CatalogStale):
                     break
-                # Another process changed this customer's restrictions after this snapshot loaded.
+                # Another process changed a row this order depends on after this snapshot loaded.
                 await self._refresh_catalog()
             else:
-                raise StoreUnavailable("the customer's restrictions changed while the order was being placed")
+                raise StoreUnavailable("the catalog changed while the order was being placed")
             if isinstance(outcome, Created):
                 result = CreateResult(CREATED, response, order_location(order.id), False)
                 m.ORDERS_CREATED.labels(priced.currency).inc()

@@ -95,8 +95,9 @@ class OpenOrdersExceeded:
 
 @dataclass(frozen=True, slots=True)
 class CatalogStale:
-    """The customer's restrictions changed after the catalog version that priced the order (another
-    process changed them; this one has not loaded it yet); nothing was written."""
+    """The customer's restrictions, the coupon or a product changed after the catalog version that
+    priced the order (another process changed them; this one has not loaded it yet); nothing was
+    written."""
 
 
 CreateOutcome = Created | Duplicate | OutOfStock | CouponExhausted | OpenOrdersExceeded | CatalogStale

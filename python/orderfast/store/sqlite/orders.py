@@ -57,6 +57,20 @@ def create_batch(conn: sqlite3.Connection, batch: Sequence[NewOrder]) -> list[Cr
     return outcomes
 
 
+def _stale(conn: sqlite3.Connection, new: NewOrder, priced_at: int) -> bool:
+    """Whether the customer's restrictions, the coupon or one of the products changed after the
+    catalog version that priced the plan (as they are now, not as the pricing process last loaded
+    them; promotions are not checked, as on PostgreSQL)."""
+    skus = [move.sku for move in new.stock]
+    found = conn.execute(
+        "SELECT 1 FROM customer_restrictions WHERE customer_id = ? AND version > ? "
+        "UNION ALL SELECT 1 FROM coupons WHERE code = ? AND version > ? "
+        f"UNION ALL SELECT 1 FROM products WHERE sku IN ({', '.join('?' * len(skus))}) AND version > ? LIMIT 1",
+        (new.order.customer_id, priced_at, new.coupon, priced_at, *skus, priced_at),
+    ).fetchone()
+    return found is not None
+
+
 def _write_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
     order, idem, event = new.order, new.idempotency, new.event
     # The idempotency record first: a duplicate key costs no stock work at all.
@@ -77,10 +91,7 @@ def _write_one(conn: sqlite3.Connection, new: NewOrder) -> CreateOutcome:
         existing = find_idempotency(conn, idem.principal, idem.key)
         assert existing is not None
         raise _Rollback(Duplicate(existing))
-    # The customer's restrictions as they are now, not as the pricing process last loaded them.
-    if (priced_at := new.catalog_version) is not None and conn.execute(
-        "SELECT 1 FROM customer_restrictions WHERE customer_id = ? AND version > ?", (order.customer_id, priced_at)
-    ).fetchone():
+    if (priced_at := new.catalog_version) is not None and _stale(conn, new, priced_at):
         raise _Rollback(CatalogStale())
     if (cap := new.open_orders_cap) is not None:
         # One writer holds the whole database: this count cannot change before the commit.

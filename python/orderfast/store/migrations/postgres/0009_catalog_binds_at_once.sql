@@ -1,9 +1,12 @@
--- Order qualification binds at once: the create-order function also takes the catalog version each
--- plan was priced with (o_catalog_version) and refuses, as catalog_stale, a plan whose customer's
--- restrictions row is newer — the process that priced it had not loaded the change (it loads every
--- other process's catalog writes within one refresh). The caller catches up and prices the order
--- again, so a customer blocked (or capped, or limited) through one process is refused by every
--- process from the moment the change commits. Everything else is as in 0008.
+-- Catalog changes bind at once: the create-order function also takes the catalog version each plan
+-- was priced with (o_catalog_version) and refuses, as catalog_stale, a plan whose customer's
+-- restrictions row, coupon or products are newer — the process that priced it had not loaded the
+-- change (it loads every other process's catalog writes within one refresh). The caller catches up
+-- and prices the order again, so a customer blocked (or capped, or limited), a price, a SKU's
+-- purchase limit or a coupon changed through one process binds every process from the moment the
+-- change commits. (Promotions are not checked: they are not locked here, and a promotion's window
+-- is its own clock.) The coupon and product rows are read under the locks the function takes
+-- anyway. Everything else is as in 0008.
 --
 -- Expand, then contract: the earlier signatures stay, as wrappers of this one (a previous release
 -- still running during a rollout calls them; they check nothing new).
@@ -46,6 +49,8 @@ DECLARE
     q       int;
     who     text;
     stale   int[];
+    cver    bigint[];
+    pver    bigint[];
 BEGIN
     IF n = 0 THEN
         RETURN;
@@ -109,9 +114,10 @@ BEGIN
 
     -- 2. Lock what the batch needs, in the global order: coupons by code, then products by SKU.
     SELECT coalesce(array_agg(x.code ORDER BY x.code), '{}'),
-           coalesce(array_agg(x.room ORDER BY x.code), '{}')
-      INTO codes, left_
-      FROM (SELECT cp.code,
+           coalesce(array_agg(x.room ORDER BY x.code), '{}'),
+           coalesce(array_agg(x.version ORDER BY x.code), '{}')
+      INTO codes, left_, cver
+      FROM (SELECT cp.code, cp.version,
                    CASE WHEN cp.max_redemptions IS NULL THEN NULL
                         ELSE cp.max_redemptions - cp.redemptions END AS room
               FROM coupons cp
@@ -119,9 +125,10 @@ BEGIN
              ORDER BY cp.code
                FOR UPDATE) x;
     used := array_fill(0::bigint, ARRAY[greatest(array_length(codes, 1), 1)]);
-    SELECT coalesce(array_agg(x.sku ORDER BY x.sku), '{}'), coalesce(array_agg(x.stock ORDER BY x.sku), '{}')
-      INTO skus, stock
-      FROM (SELECT pr.sku, pr.stock
+    SELECT coalesce(array_agg(x.sku ORDER BY x.sku), '{}'), coalesce(array_agg(x.stock ORDER BY x.sku), '{}'),
+           coalesce(array_agg(x.version ORDER BY x.sku), '{}')
+      INTO skus, stock, pver
+      FROM (SELECT pr.sku, pr.stock, pr.version
               FROM products pr
              WHERE pr.sku = ANY (m_sku)
              ORDER BY pr.sku
@@ -131,6 +138,23 @@ BEGIN
     -- 3. Apply each plan in arrival order against what is left: its conditions, in its order.
     FOR k IN 1 .. n LOOP
         CONTINUE WHEN result[k] <> 'created';
+        -- 3a. Priced by a snapshot older than its coupon or one of its products: stale (1b's rule).
+        IF o_catalog_version[k] IS NOT NULL THEN
+            IF o_coupon[k] IS NOT NULL THEN
+                c := array_position(codes, o_coupon[k]);
+                IF c IS NOT NULL AND cver[c] > o_catalog_version[k] THEN
+                    result[k] := 'catalog_stale';
+                END IF;
+            END IF;
+            FOR j IN move_start[k] .. move_start[k] + move_count[k] - 1 LOOP
+                p := array_position(skus, m_sku[j]);
+                IF p IS NOT NULL AND pver[p] > o_catalog_version[k] THEN
+                    result[k] := 'catalog_stale';
+                    EXIT;
+                END IF;
+            END LOOP;
+            CONTINUE WHEN result[k] <> 'created';
+        END IF;
         IF o_open_cap[k] IS NOT NULL THEN
             q := array_position(capped, o_customer[k]);
             IF open_[q] + opened[q] >= o_open_cap[k] THEN
