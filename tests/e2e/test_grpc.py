@@ -446,3 +446,45 @@ def test_connections_are_aged_out_so_clients_rebalance(server: Server, tmp_path:
     finally:
         channel.close()
         assert g.stop() == 0, g.log.read_text()
+
+
+def test_calls_beyond_the_admission_limit_are_shed_at_once_and_health_never_is(server: Server, tmp_path: Path) -> None:
+    """The HTTP workers' admission control, for gRPC calls: past the limit a call is UNAVAILABLE at
+    once with `overloaded` and RetryInfo (nothing was done, any call may be retried), instead of
+    queueing behind the others; the health service is never shed (an orchestrator must see a loaded
+    process as alive)."""
+    env = {**server.env, "ORDERFAST_ADMISSION_MAX": "1", "ORDERFAST_ADMISSION_MIN": "1"}
+    g = GrpcServer(env, tmp_path)
+    channel = grpc.insecure_channel(g.address)
+    try:
+        g.wait_serving(channel)
+        stub = orders_pb2_grpc.OrdersStub(channel)
+        checks = health_pb2_grpc.HealthStub(channel)
+        sku = new_sku(server, stock=1000)
+        md = auth(server, f"grpc-shed-{uuid.uuid4().hex[:6]}")
+        calls = [
+            stub.CreateOrder.future(
+                pb.CreateOrderRequest(
+                    idempotency_key=uuid.uuid4().hex, currency="USD", items=[pb.Item(sku=sku, quantity=1)]
+                ),
+                metadata=md,
+            )
+            for _ in range(40)
+        ]
+        during = checks.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        outcomes = []
+        for call in calls:
+            try:
+                outcomes.append(("OK", call.result(timeout=30).status))
+            except grpc.RpcError as e:
+                code, reason, _, _, retry = refusal(e)
+                outcomes.append((code.name, reason))
+                assert retry is not None and retry >= 1
+        assert during == health_pb2.HealthCheckResponse.SERVING
+        assert set(outcomes) == {("OK", "PENDING_PAYMENT"), ("UNAVAILABLE", "overloaded")}, set(outcomes)
+        with server.client("qual-admin", "admin") as admin:
+            left = admin.get(f"/v1/products/{sku}").json()["stock"]
+        assert left == 1000 - outcomes.count(("OK", "PENDING_PAYMENT")), "a shed call did nothing"
+    finally:
+        channel.close()
+        assert g.stop() == 0, g.log.read_text()

@@ -30,11 +30,12 @@ from orderfast import _core, bootstrap
 from orderfast.bootstrap import Parts
 from orderfast.config import Settings
 from orderfast.domain.orders import order_json
+from orderfast.http.admission import GradientLimiter
 from orderfast.http.auth import Principal
 from orderfast.http.errors import problem_for
 from orderfast.http.guard import SERVICE_ROLES, RoutePolicies, V1Guard, client_address, common_name
 from orderfast.http.paging import decode_cursor, encode_cursor
-from orderfast.http.problems import Problem, not_found
+from orderfast.http.problems import Problem, not_found, overloaded
 from orderfast.http.request import checked_idempotency_key
 from orderfast.observability import instruments as m
 from orderfast.observability.metrics import REGISTRY
@@ -76,6 +77,16 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             shared=parts.shared_limits,
             cert_header=settings.client_cert_header,
         )
+        # The HTTP workers' admission control (ORDERFAST_ADMISSION*), for calls: past the limit a call
+        # is shed at once; the health service does not pass through here, so it never is.
+        self._limiter = (
+            GradientLimiter(
+                settings.admission_max, minimum=settings.admission_min, tolerance=settings.admission_tolerance
+            )
+            if settings.admission
+            else None
+        )
+        self._overloaded = overloaded()
         self._certificates = settings.tls_client_ca is not None
         # Metadata keys are lower case; "" matches none (no header named).
         self._cert_header = (settings.client_cert_header or "").lower()
@@ -91,7 +102,11 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
         """Admits the call ``name`` as the route ``method path`` would be, runs it, answers any
         refusal as the problem's status (a bug, as INTERNAL without its details), and counts it."""
         start = time.perf_counter()
+        limiter = self._limiter
+        admitted = None if limiter is None else limiter.acquire()
         try:
+            if limiter is not None and admitted is None:
+                raise self._overloaded
             who = await self._admit(context, method, path)
             reply = await work(who)
         except Exception as e:
@@ -103,6 +118,9 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             _count(name, code_pb2.Code.Name(status.code), start)
             await context.abort_with_status(rpc_status.to_status(status))
             raise AssertionError("abort_with_status returns only by raising") from None
+        finally:
+            if limiter is not None and admitted is not None:
+                limiter.release(admitted)
         _count(name, "OK", start)
         return reply
 
