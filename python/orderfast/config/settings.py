@@ -297,7 +297,7 @@ class Settings:
         env="ADMISSION",
         parse=v.boolean,
         doc="adaptive concurrency limit per worker: requests beyond it get a fast 503 `overloaded` before their "
-        "body is read (probes and `/metrics` never)",
+        "body is read (probes and `/metrics` never); serve-grpc's calls likewise, as `UNAVAILABLE`",
     )
     admission_max: int = setting(
         256,
