@@ -89,3 +89,31 @@ async def test_a_cap_set_through_another_worker_binds_a_stale_one_at_once(pg_sto
     with pytest.raises(InvalidInputError) as refused:
         await orders.create("capped", "k-2", ONE)
     assert [code for _, code, _ in refused.value.errors] == ["open_orders_limit"]
+
+
+async def test_the_writing_worker_is_not_stale_for_its_own_write(pg_store: PostgresStore) -> None:
+    """A catalog write catches the writer's snapshot version up at once: its next order is not refused
+    as stale and priced a second time (one transaction, not two — the first orders after a change
+    paid for two over a slow network)."""
+    catalog = _core.Catalog()
+    writer = CatalogService(pg_store, catalog)
+    await writer.refresh()
+    product, _ = await writer.put(ProductSpec("SKU-W", "Written", "USD", 1000, 100))
+    assert writer.version >= product.version
+    restrictions, _ = await writer.put_restrictions(RestrictionsSpec("w-customer", max_open_orders=5))
+    assert writer.version >= restrictions.version
+    calls = 0
+    create_orders = pg_store.create_orders
+
+    async def counted(batch):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return await create_orders(batch)
+
+    pg_store.create_orders = counted  # type: ignore[method-assign]
+    orders = OrderService(
+        pg_store, catalog, _core.IdempotencyMap(), writer.catch_up, catalog_version=lambda: writer.version
+    )
+    body = orjson.dumps({"currency": "USD", "items": [{"sku": "SKU-W", "quantity": 1}]})
+    assert (await orders.create("w-customer", "k-w", body)).status == 201
+    assert calls == 1

@@ -24,7 +24,7 @@ from orderfast.domain.catalog import (
 )
 from orderfast.domain.customers import Restrictions, RestrictionsSpec
 from orderfast.services.errors import ConflictError
-from orderfast.store.base import ConstraintViolation, Store
+from orderfast.store.base import ConstraintViolation, Store, StoreError
 
 log = logging.getLogger("orderfast.catalog")
 T = TypeVar("T", bound=tuple[Any, ...])
@@ -127,13 +127,24 @@ class CatalogService:
     def is_tax_class(self, name: str) -> bool:
         return name in self.tax_rates
 
-    # This process prices with its own writes at once, the others within one refresh interval.
-    # The version is not advanced by a write: an older change by another process may still be
-    # unread, and the next refresh must not skip it.
+    # This process prices with its own writes at once, the others within one refresh interval (and
+    # an order never with a row older than the store's: the create transaction refuses it as stale).
+
+    async def _written(self, changes: CatalogChanges) -> None:
+        """Loads this process's own write, then catches the snapshot up, so that its version covers
+        the write. (The version is not advanced by the write alone: an older change by another
+        process may still be unread, and the next refresh must not skip it.) Until it does, every
+        order for the written row would be refused as stale once and priced again. A refresh that
+        fails leaves the write loaded and the version to the timed refresh."""
+        load_into(self._catalog, changes)
+        try:
+            await self.catch_up()
+        except StoreError as e:
+            log.warning("catalog refresh after a write failed (%s); the next timed refresh catches up", e)
 
     async def put(self, spec: ProductSpec) -> tuple[Product, bool]:
         product, created = await self._store.put_product(spec)
-        load_into(self._catalog, CatalogChanges(products=[PriceRow.of(product)]))
+        await self._written(CatalogChanges(products=[PriceRow.of(product)]))
         return product, created
 
     async def get(self, sku: str) -> Product | None:
@@ -144,7 +155,7 @@ class CatalogService:
             coupon, created = await self._store.put_coupon(spec)
         except ConstraintViolation:
             raise ConflictError("the change conflicts with the coupon's redemptions so far") from None
-        load_into(self._catalog, CatalogChanges(coupons=[coupon]))
+        await self._written(CatalogChanges(coupons=[coupon]))
         return coupon, created
 
     async def get_coupon(self, code: str) -> Coupon | None:
@@ -152,7 +163,7 @@ class CatalogService:
 
     async def put_promotion(self, spec: PromotionSpec) -> tuple[Promotion, bool]:
         promotion, created = await self._store.put_promotion(spec)
-        load_into(self._catalog, CatalogChanges(promotions=[promotion]))
+        await self._written(CatalogChanges(promotions=[promotion]))
         return promotion, created
 
     async def get_promotion(self, promotion_id: str) -> Promotion | None:
@@ -161,7 +172,7 @@ class CatalogService:
     async def put_restrictions(self, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
         """This process applies them at once, the others within one refresh interval."""
         restrictions, created = await self._store.put_restrictions(spec)
-        load_into(self._catalog, CatalogChanges(restrictions=[restrictions]))
+        await self._written(CatalogChanges(restrictions=[restrictions]))
         return restrictions, created
 
     async def get_restrictions(self, customer_id: str) -> Restrictions | None:
