@@ -4,6 +4,7 @@ and refusals as the HTTP API; health checking, reflection, and mutual TLS naming
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -67,19 +68,28 @@ class GrpcServer:
         return self.proc.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def grpc_serving(env: dict[str, str], workdir: Path, *args: str) -> Iterator[tuple[GrpcServer, grpc.Channel]]:
+    """A serve-grpc of its own for one test, serving when the block starts; stopped (SIGTERM) after
+    it unless the block stopped it, and it must have exited cleanly."""
+    g = GrpcServer(env, workdir, None, *args)
+    channel = grpc.insecure_channel(g.address)
+    try:
+        g.wait_serving(channel)
+        yield g, channel
+    finally:
+        channel.close()
+        code = g.stop() if g.proc.poll() is None else g.proc.returncode
+    assert code == 0, g.log.read_text()
+
+
 @pytest.fixture(scope="module")
 def rpc(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, GrpcServer, grpc.Channel]]:
     workdir = tmp_path_factory.mktemp("grpc")
     policies = workdir / "limits.toml"
     policies.write_text(QUOTE_POLICY)
-    g = GrpcServer({**server.env, "ORDERFAST_RATELIMIT_FILE": str(policies)}, workdir)
-    channel = grpc.insecure_channel(g.address)
-    try:
-        g.wait_serving(channel)
+    with grpc_serving({**server.env, "ORDERFAST_RATELIMIT_FILE": str(policies)}, workdir) as (g, channel):
         yield server, g, channel
-    finally:
-        channel.close()
-        assert g.stop() == 0, g.log.read_text()
 
 
 def auth(server: Server, sub: str, *roles: str) -> tuple[tuple[str, str], ...]:
@@ -277,10 +287,7 @@ def test_sigterm_turns_health_first_and_serves_through_the_drain(server: Server,
     """As the HTTP server does: on SIGTERM, health answers NOT_SERVING at once (a balancer or the
     kubelet's gRPC probe stops sending) while calls are still served for ORDERFAST_DRAIN_DELAY; then
     the process stops cleanly."""
-    g = GrpcServer({**server.env, "ORDERFAST_DRAIN_DELAY": str(GRPC_DRAIN)}, tmp_path)
-    channel = grpc.insecure_channel(g.address)
-    try:
-        g.wait_serving(channel)
+    with grpc_serving({**server.env, "ORDERFAST_DRAIN_DELAY": str(GRPC_DRAIN)}, tmp_path) as (g, channel):
         checks = health_pb2_grpc.HealthStub(channel)
         stub = orders_pb2_grpc.OrdersStub(channel)
         sku = new_sku(server, stock=5)
@@ -294,11 +301,6 @@ def test_sigterm_turns_health_first_and_serves_through_the_drain(server: Server,
         assert order.status == "PENDING_PAYMENT", "a call during the drain is served"
         assert g.proc.wait(timeout=GRPC_DRAIN + 30) == 0, g.log.read_text()
         assert time.monotonic() - terminated >= GRPC_DRAIN, "the listener stayed open for the drain"
-    finally:
-        channel.close()
-        if g.proc.poll() is None:
-            g.proc.kill()
-            g.proc.wait()
 
 
 def test_a_reloaded_policy_naming_no_route_is_refused_and_the_old_one_kept(server: Server, tmp_path: Path) -> None:
@@ -306,10 +308,7 @@ def test_a_reloaded_policy_naming_no_route_is_refused_and_the_old_one_kept(serve
     the HTTP API does not have, as the HTTP workers do, and keeps limiting by the old one."""
     policies = tmp_path / "limits.toml"
     policies.write_text(QUOTE_POLICY)
-    g = GrpcServer({**server.env, "ORDERFAST_RATELIMIT_FILE": str(policies)}, tmp_path)
-    channel = grpc.insecure_channel(g.address)
-    try:
-        g.wait_serving(channel)
+    with grpc_serving({**server.env, "ORDERFAST_RATELIMIT_FILE": str(policies)}, tmp_path) as (g, channel):
         policies.write_text(QUOTE_POLICY.replace("POST /v1/quotes", "POST /v1/qoutes"))
         deadline = time.monotonic() + 15
         while "names no route" not in g.log.read_text():
@@ -317,9 +316,6 @@ def test_a_reloaded_policy_naming_no_route_is_refused_and_the_old_one_kept(serve
             time.sleep(0.05)
         refused = fourth_quote_refused(server, channel, "grpc-reload")
         assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "the old policy still limits"
-    finally:
-        channel.close()
-        assert g.stop() == 0, g.log.read_text()
 
 
 IP_POLICY = '[policies.quotes]\nlimit = "2/3600"\nburst = 2\nkey = "ip"\nroutes = ["POST /v1/quotes"]\n'
@@ -338,10 +334,7 @@ def test_behind_a_trusted_proxy_the_forwarded_client_and_subject_count(server: S
         "ORDERFAST_TRUSTED_PROXIES": "127.0.0.1/32",
         "ORDERFAST_CLIENT_CERT_HEADER": "X-Client-Subject",
     }
-    g = GrpcServer(env, tmp_path)
-    channel = grpc.insecure_channel(g.address)
-    try:
-        g.wait_serving(channel)
+    with grpc_serving(env, tmp_path) as (_, channel):
         stub = orders_pb2_grpc.OrdersStub(channel)
         request = pb.QuoteRequest(currency="USD", items=[pb.Item(sku="SKU-1", quantity=1)])
 
@@ -361,9 +354,6 @@ def test_behind_a_trusted_proxy_the_forwarded_client_and_subject_count(server: S
         sku = new_sku(server, stock=3)
         order, _ = create(stub, (("x-client-subject", "CN=billing-svc,O=Shop"),), sku)
         assert order.customer_id == "billing-svc"
-    finally:
-        channel.close()
-        assert g.stop() == 0, g.log.read_text()
 
 
 def test_a_message_larger_than_the_body_cap_is_refused_before_it_is_read(
@@ -431,11 +421,8 @@ def test_connections_are_aged_out_so_clients_rebalance(server: Server, tmp_path:
     """gRPC keeps a connection for ever, so pods added by an autoscaler would get no traffic from
     clients already connected: after ORDERFAST_GRPC_MAX_CONNECTION_AGE the server sends GOAWAY, the
     client's channel goes idle and its next call connects again (wherever the balancer sends it)."""
-    g = GrpcServer({**server.env, "ORDERFAST_GRPC_MAX_CONNECTION_AGE": "1"}, tmp_path)
-    channel = grpc.insecure_channel(g.address)
     states: list[grpc.ChannelConnectivity] = []
-    try:
-        g.wait_serving(channel)
+    with grpc_serving({**server.env, "ORDERFAST_GRPC_MAX_CONNECTION_AGE": "1"}, tmp_path) as (_, channel):
         channel.subscribe(states.append, try_to_connect=False)
         stub = orders_pb2_grpc.OrdersStub(channel)
         md = auth(server, f"grpc-aged-{uuid.uuid4().hex[:6]}")
@@ -443,9 +430,6 @@ def test_connections_are_aged_out_so_clients_rebalance(server: Server, tmp_path:
         assert stub.Quote(request, metadata=md).total
         until(lambda: grpc.ChannelConnectivity.IDLE in states, "the server ended the aged connection")
         assert stub.Quote(request, metadata=md).total, "the next call connects again"
-    finally:
-        channel.close()
-        assert g.stop() == 0, g.log.read_text()
 
 
 def test_calls_beyond_the_admission_limit_are_shed_at_once_and_health_never_is(server: Server, tmp_path: Path) -> None:
@@ -454,10 +438,7 @@ def test_calls_beyond_the_admission_limit_are_shed_at_once_and_health_never_is(s
     queueing behind the others; the health service is never shed (an orchestrator must see a loaded
     process as alive)."""
     env = {**server.env, "ORDERFAST_ADMISSION_MAX": "1", "ORDERFAST_ADMISSION_MIN": "1"}
-    g = GrpcServer(env, tmp_path)
-    channel = grpc.insecure_channel(g.address)
-    try:
-        g.wait_serving(channel)
+    with grpc_serving(env, tmp_path) as (_, channel):
         stub = orders_pb2_grpc.OrdersStub(channel)
         checks = health_pb2_grpc.HealthStub(channel)
         sku = new_sku(server, stock=1000)
@@ -485,6 +466,3 @@ def test_calls_beyond_the_admission_limit_are_shed_at_once_and_health_never_is(s
         with server.client("qual-admin", "admin") as admin:
             left = admin.get(f"/v1/products/{sku}").json()["stock"]
         assert left == 1000 - outcomes.count(("OK", "PENDING_PAYMENT")), "a shed call did nothing"
-    finally:
-        channel.close()
-        assert g.stop() == 0, g.log.read_text()
