@@ -86,7 +86,9 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
             if settings.admission
             else None
         )
-        self._overloaded = overloaded()
+        # A shed call's answer, made once: under overload it is the one answer given most.
+        shed = status_of(overloaded())
+        self._shed, self._shed_code = rpc_status.to_status(shed), code_pb2.Code.Name(shed.code)
         self._certificates = settings.tls_client_ca is not None
         # Metadata keys are lower case; "" matches none (no header named).
         self._cert_header = (settings.client_cert_header or "").lower()
@@ -104,9 +106,11 @@ class OrdersService(orders_pb2_grpc.OrdersServicer):
         start = time.perf_counter()
         limiter = self._limiter
         admitted = None if limiter is None else limiter.acquire()
+        if limiter is not None and admitted is None:
+            _count(name, self._shed_code, start)
+            await context.abort_with_status(self._shed)
+            raise AssertionError("abort_with_status returns only by raising")
         try:
-            if limiter is not None and admitted is None:
-                raise self._overloaded
             who = await self._admit(context, method, path)
             reply = await work(who)
         except Exception as e:
