@@ -170,7 +170,8 @@ class CatalogService:
         return await self._store.get_promotion(promotion_id)
 
     async def put_restrictions(self, spec: RestrictionsSpec) -> tuple[Restrictions, bool]:
-        """This process applies them at once, the others within one refresh interval."""
+        """Orders everywhere are bound at once (the create transaction refuses a snapshot older
+        than them); this process's quotes at once, the others' within one refresh interval."""
         restrictions, created = await self._store.put_restrictions(spec)
         await self._written(CatalogChanges(restrictions=[restrictions]))
         return restrictions, created
